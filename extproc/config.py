@@ -1247,6 +1247,12 @@ class Sessions:
 
     viewers: tuple[str, ...] | None = None
     moderators: tuple[str, ...] = ("group:security",)
+    # Where an end or a lock that the store cannot take now (it is out) is kept, a file
+    # each, fsynced, mode 0600, until the store takes it: carried out on this replica at
+    # once and written to the store when it is back. Relative to this file; one folder
+    # per replica, on a disk that outlives the process. null: none (such an end or lock
+    # is refused, 503).
+    kept_dir: Path | None = Path("tollgate-kept")
 
     def __post_init__(self) -> None:
         _check_principals("viewers", self.viewers or ())

@@ -52,6 +52,8 @@ from extproc.egress.proxy import EgressProxy
 from extproc.egress.sds import CurrentCA, LeafSecrets
 from extproc.exchange.alerts import Alerts
 from extproc.exchange.budgeted import Budgeting
+from extproc.exchange.kept import KEY_PURPOSE as KEPT_PURPOSE
+from extproc.exchange.kept import KeptActs
 from extproc.exchange.live import LiveSessions
 from extproc.exchange.live_requests import RequestSessions
 from extproc.exchange.live_store import LiveStore, LiveSync
@@ -183,6 +185,9 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
             live_store = LiveStore(holds.store.store, max(
                 config.approvals.abandon_seconds, gone_seconds(config.store.heartbeat_seconds)),
                 config.approvals.max_window_seconds)
+            # The ends and locks kept on this replica's disk while the store was out:
+            # carried out here before anything serves (exchange/kept.py).
+            kept = await open_kept(config, live_store, live, recorder, opened)
             if verifier is not None and config.listen.admin is not None:  # an admin API
                 api = ApprovalsApi(
                     holds.store, verifier, recorder, telemetry,
@@ -200,7 +205,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
                               config.sessions.viewers or config.monitor.viewers,
                               config.sessions.moderators).routes()
                     + ssh_certificates_api(config, verifier).routes()
-                    + sessions_routes(config, live_store, live, verifier, recorder)
+                    + sessions_routes(config, live_store, live, verifier, recorder, kept)
                     + live_page.routes()
                     + metrics.routes(holds.store.pending_count)
                     + slack_routes(config, slack, api, holds, verifier, opened),
@@ -614,21 +619,38 @@ async def open_activity(config: Config, recorder: Recorder, holds: Holds,
     return tracker, alerts
 
 
+async def open_kept(config: Config, store: LiveStore, live: LiveSessions,
+                    recorder: Recorder, opened: contextlib.AsyncExitStack) -> KeptActs | None:
+    """Where this replica keeps an end or a lock the store cannot take now, what an
+    earlier run kept carried out here; stopped with `opened` (None: sessions.kept_dir
+    is null, such an act is refused)."""
+    folder = config.sessions.kept_dir
+    if folder is None:
+        return None
+    kept = KeptActs(config.resolve(folder), recorder.signer.derive(KEPT_PURPOSE), store,
+                    live, recorder, recorder.writer, {t.name: t for t in config.targets},
+                    config.recording.max_body_bytes)
+    await kept.start()
+    opened.push_async_callback(kept.stop)
+    return kept
+
+
 def sessions_routes(config: Config, store: LiveStore, live: LiveSessions,
-                    verifier: Verifier, recorder: Recorder) -> list[web.RouteDef]:
+                    verifier: Verifier, recorder: Recorder,
+                    kept: KeptActs | None = None) -> list[web.RouteDef]:
     """The live sessions API's routes, with watching and joining them (watch.py)."""
-    sessions = sessions_api(config, store, live, verifier, recorder)
+    sessions = sessions_api(config, store, live, verifier, recorder, kept)
     return sessions.routes() + WatchApi(sessions, store, AttendanceStore(store.store),
                                         recorder.writer).routes()
 
 
 def sessions_api(config: Config, store: LiveStore, live: LiveSessions, verifier: Verifier,
-                 recorder: Recorder) -> SessionsApi:
+                 recorder: Recorder, kept: KeptActs | None = None) -> SessionsApi:
     """The live sessions API: its viewers (the monitor's unless named) and moderators."""
     return SessionsApi(store, live, verifier, recorder, {t.name: t for t in config.targets},
                        config.sessions.viewers or config.monitor.viewers,
                        config.sessions.moderators, config.policy.sensitive_headers,
-                       config.recording.max_body_bytes)
+                       config.recording.max_body_bytes, kept)
 
 
 def recordings_api(config: Config, approvals: ApprovalStore, verifier: Verifier,

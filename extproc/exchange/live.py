@@ -7,7 +7,9 @@ refusals, holds waiting), in memory only. Another part of the process (live_stor
 writes the open sessions to the store every few seconds, deletes the closed ones, and
 hands over what the store says: the ends asked of this process's sessions (`end`) and
 the identities locked (`lock_set`). An ended session's `ended` event is what its front
-waits on, to tell its client in its protocol's words and close.
+waits on, to tell its client in its protocol's words and close. A person's end or lock
+taken while the store was out (kept.py) is carried out here at once (`kept`) and held
+beside the store's until a reading of the store made after it was written (`settled`).
 
 Nothing here does I/O: a lock is checked from the set last read (`refusal`), so the
 exchange's hot path is a dictionary lookup.
@@ -115,6 +117,13 @@ class LiveSessions:
         # The sessions ended through the store, refused wherever they come back (a
         # request front's session is no one connection): id -> (reason, by).
         self._ended: dict[str, tuple[str, str]] = {}
+        # The ends and locks kept on this replica's disk while the store was out, by
+        # act id: (session id, reason, by) or None, the lock or None, and when
+        # (monotonic) the store took it (None: not yet).
+        self._kept: dict[str, tuple[tuple[str, str, str] | None, Lock | None,
+                                    float | None]] = {}
+        self._kept_ended: dict[str, tuple[str, str]] = {}
+        self._kept_locks: dict[str, Lock] = {}
         # Set when a session opens or closes: the writer writes then, not at its beat.
         self.changed = asyncio.Event()
         # Who attends the sessions here that need it (presence.py).
@@ -130,7 +139,8 @@ class LiveSessions:
         self.changed.set()
         if (lock := self.locked(identity)) is not None:
             session.end(lock.message(), lock.by)
-        elif (ended := self._ended.get(session_id)) is not None:
+        elif (ended := self._ended.get(session_id)
+              or self._kept_ended.get(session_id)) is not None:
             session.end(*ended)
         return session
 
@@ -159,23 +169,65 @@ class LiveSessions:
     def lock_set(self, locks: Iterable[Lock]) -> None:
         """The locks the store holds now: each locked identity's sessions here end."""
         self._locks = {lock.identity: lock for lock in locks}
-        if not self._locks:
+        self._end_locked(self._locks)
+
+    def _end_locked(self, locks: dict[str, Lock]) -> None:
+        if not locks:
             return
         at = now_us()
         for session in list(self.open_sessions.values()):
-            lock = self._locks.get(session.identity)
+            lock = locks.get(session.identity)
             if lock is not None and lock.holds(at):
                 session.end(lock.message(), lock.by)
 
+    def kept(self, act_id: str, ended: tuple[str, str, str] | None,
+             lock: Lock | None) -> None:
+        """A person's end (session id, reason, by) or lock that the store could not
+        take, kept on this replica's disk: carried out here now, and held until the
+        store has it."""
+        if act_id in self._kept:
+            return
+        self._kept[act_id] = (ended, lock, None)
+        self._rekept()
+        if ended is not None:
+            self.end(*ended)
+        if lock is not None:
+            self._end_locked({lock.identity: lock})
+
+    def kept_written(self, act_id: str, at: float) -> None:
+        """The store took the kept act at `at` (monotonic): held until read from it."""
+        if (kept := self._kept.get(act_id)) is not None and kept[2] is None:
+            self._kept[act_id] = (kept[0], kept[1], at)
+
+    def settled(self, read_at: float) -> None:
+        """The store's ends and locks were read as of `read_at` (monotonic): the kept
+        acts it had taken by then are its own now."""
+        done = [act_id for act_id, (_, _, written) in self._kept.items()
+                if written is not None and written < read_at]
+        for act_id in done:
+            del self._kept[act_id]
+        if done:
+            self._rekept()
+
+    def _rekept(self) -> None:
+        self._kept_ended = {ended[0]: (ended[1], ended[2])
+                            for ended, _, _ in self._kept.values() if ended is not None}
+        self._kept_locks = {lock.identity: lock
+                            for _, lock, _ in self._kept.values() if lock is not None}
+
     def locked(self, identity: str) -> Lock | None:
-        """The lock that holds `identity` now, if any."""
-        lock = self._locks.get(identity)
-        return lock if lock is not None and lock.holds(now_us()) else None
+        """The lock that holds `identity` now, if any (the store's, else a kept one)."""
+        at = now_us()
+        for locks in (self._locks, self._kept_locks):
+            lock = locks.get(identity)
+            if lock is not None and lock.holds(at):
+                return lock
+        return None
 
     def refusal(self, identity: str, session: LiveSession | None) -> Refused | None:
         """Why an exchange of `identity` (in `session`, if it has one) may not go on:
         its session ended, or its identity locked; None: it may."""
-        if self._locks and (lock := self.locked(identity)) is not None:
+        if (self._locks or self._kept_locks) and (lock := self.locked(identity)) is not None:
             return Refused(403, "locked", lock.message())
         if session is not None and session.ended.is_set():
             return Refused(403, "session_ended", session.why())

@@ -19,14 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from extproc.exchange.live import LiveSession, LiveSessions, Lock, now_us
 from extproc.exchange.polling import polling
 from extproc.store import StoreError
-from extproc.store.aio import AsyncStore
+from extproc.store.aio import AsyncStore, Execute
+
+if TYPE_CHECKING:  # kept.py imports this module
+    from extproc.exchange.kept import KeptAct
 
 log = logging.getLogger("tollgate.sessions")
 
@@ -34,6 +38,9 @@ CHANNEL = "tollgate_sessions"
 WRITE_SECONDS = 2.0
 POLL_SECONDS = 1.0
 ENDED_SECONDS = 24 * 3600.0  # approvals.max_window_seconds' default
+# How long a kept act's id stays in `kept_acts`: far longer than a replica stays down
+# with its file unwritten.
+KEPT_ACTS_SECONDS = 90 * 86400.0
 _COLUMNS = ("session_id", "front", "identity", "target", "replica", "started_us",
             "active_us", "exchanges", "refusals", "holds", "end_reason", "end_by", "end_us")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM live_sessions"
@@ -131,6 +138,8 @@ class LiveStore:
                                  self._alive())
         await self.store.execute("DELETE FROM identity_locks WHERE until_us <= ?", (at,))
         await self.store.execute("DELETE FROM ended_sessions WHERE until_us <= ?", (at,))
+        await self.store.execute("DELETE FROM kept_acts WHERE written_us <= ?",
+                                 (at - int(KEPT_ACTS_SECONDS * 1_000_000),))
 
     # -- the admin API -------------------------------------------------------------------
 
@@ -156,31 +165,61 @@ class LiveStore:
         """Ask the replica holding a live session to end it (the first ask stands), and
         every replica to refuse its id from now on; the session as it then stands, None
         when no live session has that id."""
-        at = now_us()
         async with self.store.transaction() as execute:
-            await execute(
-                f"UPDATE live_sessions SET end_reason = ?, end_by = ?, end_us = ? "
-                f"WHERE session_id = ? AND end_us IS NULL AND {_ALIVE}",
-                (reason, by, at, session_id, *self._alive()))
-            await execute(
-                "INSERT INTO ended_sessions (session_id, reason, ended_by, ended_us, "
-                "until_us) VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
-                (session_id, reason, by, at, at + int(self._ended_for * 1_000_000)))
-            rows = await execute(f"{_SELECT} WHERE session_id = ? AND {_ALIVE}",
-                                 (session_id, *self._alive()))
+            found = await self._ask_end(execute, session_id, reason, by, now_us())
             await self.store.notify(execute, CHANNEL, "end")
+        return found
+
+    async def _ask_end(self, execute: Execute, session_id: str, reason: str, by: str,
+                       at: int) -> Listed | None:
+        await execute(
+            f"UPDATE live_sessions SET end_reason = ?, end_by = ?, end_us = ? "
+            f"WHERE session_id = ? AND end_us IS NULL AND {_ALIVE}",
+            (reason, by, at, session_id, *self._alive()))
+        await execute(
+            "INSERT INTO ended_sessions (session_id, reason, ended_by, ended_us, "
+            "until_us) VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+            (session_id, reason, by, at, at + int(self._ended_for * 1_000_000)))
+        rows = await execute(f"{_SELECT} WHERE session_id = ? AND {_ALIVE}",
+                             (session_id, *self._alive()))
         return _listed(rows[0]) if rows else None
 
     async def lock(self, lock: Lock) -> None:
         """Lock an identity (a lock already there is replaced: its end, reason, by)."""
         async with self.store.transaction() as execute:
-            await execute(
-                "INSERT INTO identity_locks (identity, reason, locked_by, locked_us, "
-                "until_us) VALUES (?, ?, ?, ?, ?) ON CONFLICT (identity) DO UPDATE SET "
-                "reason = excluded.reason, locked_by = excluded.locked_by, "
-                "locked_us = excluded.locked_us, until_us = excluded.until_us",
-                (lock.identity, lock.reason, lock.by, now_us(), lock.until_us))
+            await _lock(execute, lock, now_us())
             await self.store.notify(execute, CHANNEL, "lock")
+
+    async def write_kept(self, act: KeptAct) -> tuple[bool, str | None]:
+        """A person's end or lock that was kept on disk while the store was out
+        (kept.py), written as it would have been then, once: False when an earlier
+        write of it committed (its id is in `kept_acts`). And the identity an end locks
+        out (None: no lock, or its session is gone from the store, its identity unknown
+        here)."""
+        async with self.store.transaction() as execute:
+            fresh = await execute(
+                "INSERT INTO kept_acts (act_id, written_us) VALUES (?, ?) "
+                "ON CONFLICT (act_id) DO NOTHING RETURNING act_id", (act.act_id, now_us()))
+            if not fresh:
+                return False, None
+            identity = act.identity
+            if act.session_id is not None:
+                await self._ask_end(execute, act.session_id, act.reason, act.by,
+                                    act.taken_us)
+                if identity is None and act.locking:  # any row: its replica may be quiet
+                    rows = await execute("SELECT identity FROM live_sessions "
+                                         "WHERE session_id = ?", (act.session_id,))
+                    identity = str(rows[0][0]) if rows else None
+            lock = act.lock(identity)
+            if lock is not None:
+                await _lock(execute, lock, act.taken_us, kept=True)
+            await self.store.notify(execute, CHANNEL, "kept")
+        return True, None if lock is None else lock.identity
+
+    async def recorded(self, trace_id: str) -> bool:
+        """Whether the record holds an act of this trace (a kept act's, handed over)."""
+        return bool(await self.store.execute(
+            "SELECT 1 FROM records WHERE trace_id = ? LIMIT 1", (trace_id,)))
 
     async def unlock(self, identity: str) -> Lock | None:
         """The lock that held `identity` (None: none did), now gone."""
@@ -246,11 +285,13 @@ class LiveSync:
 
     async def poll(self) -> None:
         """The ends asked of this process's sessions, the sessions ended anywhere, and
-        the locks, carried out."""
+        the locks, carried out; the kept acts the store had taken before are its own."""
+        read_at = time.monotonic()
         for session_id, reason, by in await self._store.ends(self.replica):
             self._sessions.end(session_id, reason, by)
         self._sessions.ended_set(await self._store.ended())
         self._sessions.lock_set(await self._store.locks())
+        self._sessions.settled(read_at)
 
     async def _writing(self) -> None:
         changed = self._sessions.changed
@@ -270,6 +311,18 @@ class LiveSync:
     async def _listening(self) -> None:
         async for _ in self._store.store.listen(CHANNEL):
             self._told.set()
+
+
+async def _lock(execute: Execute, lock: Lock, at: int, kept: bool = False) -> None:
+    """Lock an identity as of `at`, replacing its lock; a `kept` one (written once the
+    store is back) replaces none given since it was taken."""
+    await execute(
+        "INSERT INTO identity_locks (identity, reason, locked_by, locked_us, until_us) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (identity) DO UPDATE SET "
+        "reason = excluded.reason, locked_by = excluded.locked_by, "
+        "locked_us = excluded.locked_us, until_us = excluded.until_us"
+        + (" WHERE identity_locks.locked_us <= excluded.locked_us" if kept else ""),
+        (lock.identity, lock.reason, lock.by, at, lock.until_us))
 
 
 def _listed(row: Sequence[Any]) -> Listed:

@@ -453,6 +453,16 @@ MIGRATIONS: dict[str, list[list[Statement]]] = {
                 until_us BIGINT
             )""",
         ],
+        [
+            # The ends and locks a replica kept on its disk while the store was out
+            # (exchange/kept.py), by id, each inserted in the transaction that writes
+            # its act: an act whose file outlived that commit (a crash before the file
+            # was deleted) is found here and not written twice.
+            """CREATE TABLE kept_acts (
+                act_id TEXT PRIMARY KEY,
+                written_us BIGINT NOT NULL
+            )""",
+        ],
     ],
     "ended_sessions": [
         [

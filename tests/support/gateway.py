@@ -469,6 +469,9 @@ class GatewayFactory:
             if replicas > 1:
                 replica["recording"] = {**replica.get("recording", {}),
                                         "writer_id": f"replica-{n}"}
+                # Each replica keeps its own disk's acts (as on hosts of their own).
+                replica["sessions"] = {"kept_dir": f"tollgate-kept-{n}",
+                                       **replica.get("sessions", {})}
             # Each replica's protocol fronts listen on ports of their own.
             for name, front, ports_of in (("postgres", postgres, fronts),
                                           ("mysql", mysql, mysql_fronts),

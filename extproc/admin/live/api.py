@@ -22,11 +22,18 @@ not, are records of the audit chain (kind `moderation`): who, what, why; an end'
 is in the ended session's (its `x-session-id`). The sessions are the store's
 (exchange/live_store.py): the replica holding one carries out its end within a poll.
 Errors are JSON: {"error": code, "message": ...}.
+
+An end or a lock that the store cannot take now (it is out), or whose record the
+recorder cannot admit, is not refused: it is carried out on this replica at once, kept
+on its disk and written to the store when it is back (exchange/kept.py), and answered
+202 with `kept` and an `effect` that says so. An unlock is refused while the store is
+out (a lock is never loosened on one replica alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -38,8 +45,9 @@ from aiohttp import web
 
 from extproc.admin.caller import caller_of
 from extproc.approvals.auth import AuthError, Verifier
-from extproc.codecs.message import parse_json, request_view
+from extproc.codecs.message import parse_json, redact, request_view
 from extproc.config import Target
+from extproc.exchange.kept import KeptAct, KeptActs, moderation_evidence
 from extproc.exchange.live import END_LOCK_SECONDS, LiveSessions, Lock, now_us, utc_text
 from extproc.exchange.live_store import Listed, LiveStore
 from extproc.exchange.recorded import recorded
@@ -59,6 +67,12 @@ _END_POLL_SECONDS = 0.05
 # The longest lock a call may give (a longer one: no `seconds`, until unlocked).
 _MOST_LOCK_SECONDS = 366 * 86400
 
+Act = Callable[[Authenticated, dict[str, Any], dict[str, Any]], Awaitable[dict[str, Any]]]
+# The same act kept on this replica's disk (kept.py) instead: given why the store cannot
+# take it now, the act and the answer to give.
+Keep = Callable[[Authenticated, dict[str, Any], dict[str, Any], str],
+                tuple[KeptAct, dict[str, Any]]]
+
 
 class SessionsError(Exception):
     def __init__(self, code: str, message: str, status: int) -> None:
@@ -70,10 +84,13 @@ class SessionsApi:
     def __init__(self, store: LiveStore, here: LiveSessions, verifier: Verifier,
                  recorder: Recorder, targets: Mapping[str, Target],
                  viewers: Collection[str], moderators: Collection[str],
-                 sensitive: tuple[str, ...], record_limit: int) -> None:
+                 sensitive: tuple[str, ...], record_limit: int,
+                 kept: KeptActs | None = None) -> None:
         """`here`: this process's own sessions (ended at once, without waiting for a
-        poll); `sensitive`: the headers a record redacts."""
+        poll); `sensitive`: the headers a record redacts; `kept`: where an end or a lock
+        the store cannot take now is kept (None: it is refused)."""
         self._store, self._here, self._verifier = store, here, verifier
+        self._kept = kept
         self._recorder, self._targets = recorder, targets
         self._viewers, self._moderators = frozenset(viewers), frozenset(moderators)
         self._sensitive, self._record_limit = sensitive, record_limit
@@ -174,17 +191,50 @@ class SessionsApi:
             return {"session": found.as_json(), "ended": ended,
                     "lock": _lock_json(lock) if lock else None,
                     "effect": done + "; " + _locked_out(found.identity, lock)}
-        return await self._acted(request, "end", act, session_id)
+
+        def keep(caller: Authenticated, body: dict[str, Any], meaning: dict[str, Any],
+                 why: str) -> tuple[KeptAct, dict[str, Any]]:
+            reason = _reason(body, required=True)
+            seconds = _end_lock(body)
+            meaning.update({"session": session_id, "reason": reason})
+            here = self._here.open_sessions.get(session_id)
+            replica = self._kept.replica if self._kept is not None else ""
+            if here is not None:
+                meaning.update({"identity": here.identity, "front": here.front,
+                                "target": here.target, "replica": replica})
+            identity = meaning.get("identity")  # the store's, if it answered that much
+            taken = now_us()
+            act = KeptAct(os.urandom(16).hex(), "end", taken, caller["sub"], reason,
+                          session_id=session_id, identity=identity, locking=seconds > 0,
+                          until_us=taken + seconds * 1_000_000 if seconds else None)
+            lock = act.lock()
+            if seconds:
+                meaning["lock_until_us"] = act.until_us
+            if here is not None:
+                done = f"session {session_id} ended on {replica} now"
+            else:
+                done = (f"session {session_id} is not held by {replica}: the replica "
+                        "holding it ends it once the store has the end")
+            if lock is not None:
+                done += f"; {_locked_out(lock.identity, lock)} (on {replica} now)"
+            elif act.until_us is not None:
+                done += (f"; its identity is locked out until {utc_text(act.until_us)} "
+                         "once the store has it")
+            else:
+                done += "; " + _locked_out("", None)
+            return act, {"session": None if here is None else {
+                             "session_id": session_id, "front": here.front,
+                             "identity": here.identity, "target": here.target,
+                             "replica": replica},
+                         "ended": here is not None,
+                         "lock": _lock_json(lock) if lock else None,
+                         "effect": _kept_effect(done, replica, why)}
+        return await self._acted(request, "end", act, session_id, keep=keep)
 
     async def _lock(self, request: web.Request) -> web.Response:
         async def act(caller: Authenticated, body: dict[str, Any],
                       meaning: dict[str, Any]) -> dict[str, Any]:
-            identity = body.get("identity")
-            if not isinstance(identity, str) or not 0 < len(identity) <= _SUBJECT_CHARS:
-                raise SessionsError("bad_request", "identity must be the subject (sub) of "
-                                    f"the tokens to refuse, 1-{_SUBJECT_CHARS} characters",
-                                    400)
-            meaning["identity"] = identity
+            identity = meaning["identity"] = _identity(body)
             reason = meaning["reason"] = _reason(body, required=True)
             seconds = _seconds(body, "seconds")
             lock = Lock(identity, reason, caller["sub"],
@@ -197,7 +247,28 @@ class SessionsApi:
             return {"lock": _lock_json(lock),
                     "ending": [s.session_id for s in ended],
                     "effect": f"{lock.message()}; its {len(ended)} open sessions end"}
-        return await self._acted(request, "lock", act)
+
+        def keep(caller: Authenticated, body: dict[str, Any], meaning: dict[str, Any],
+                 why: str) -> tuple[KeptAct, dict[str, Any]]:
+            identity = _identity(body)
+            meaning["identity"] = identity
+            reason = meaning["reason"] = _reason(body, required=True)
+            seconds = _seconds(body, "seconds")
+            taken = now_us()
+            act = KeptAct(os.urandom(16).hex(), "lock", taken, caller["sub"], reason,
+                          identity=identity, locking=True,
+                          until_us=None if seconds is None else taken + seconds * 1_000_000)
+            meaning["lock_until_us"] = act.until_us
+            lock = act.lock()
+            assert lock is not None
+            ending = sorted(s.session_id for s in self._here.open_sessions.values()
+                            if s.identity == identity)
+            replica = self._kept.replica if self._kept is not None else ""
+            return act, {"lock": _lock_json(lock), "ending": ending,
+                         "effect": _kept_effect(
+                             f"{lock.message()}; on {replica} now, where its {len(ending)} "
+                             "open sessions end", replica, why)}
+        return await self._acted(request, "lock", act, keep=keep)
 
     async def _unlock(self, request: web.Request) -> web.Response:
         identity = request.match_info["identity"]
@@ -205,6 +276,8 @@ class SessionsApi:
         async def act(caller: Authenticated, body: dict[str, Any],
                       meaning: dict[str, Any]) -> dict[str, Any]:
             meaning.update({"identity": identity, "reason": _reason(body, required=False)})
+            if self._kept is not None:  # a lock kept here lands first, not after this
+                await self._kept.write()
             lock = await self._store.unlock(identity)
             if lock is None:
                 raise SessionsError("not_found", f"{identity} is not locked", 404)
@@ -214,14 +287,15 @@ class SessionsApi:
                     "effect": f"{identity} may act again"}
         return await self._acted(request, "unlock", act)
 
-    async def _acted(self, request: web.Request, action: str,
-                     act: Callable[[Authenticated, dict[str, Any], dict[str, Any]],
-                                   Awaitable[dict[str, Any]]],
+    async def _acted(self, request: web.Request, action: str, act: Act,
                      session_id: str | None = None,
-                     allowed: frozenset[str] | None = None) -> web.Response:
+                     allowed: frozenset[str] | None = None,
+                     keep: Keep | None = None) -> web.Response:
         """A moderator's act (by one of `allowed`: the moderators unless given), recorded
         whatever its end (what cannot be recorded is not done): the caller checked, the
-        body read, `act` run with them and the record's meaning to fill."""
+        body read, `act` run with them and the record's meaning to fill. With `keep`
+        (an end, a lock) and a folder to keep it in, an act the store cannot take, or
+        whose record cannot be admitted now, is kept instead (its record with it)."""
         started = time.time()
         try:  # a verified caller's attempt is recorded, allowed or not; nobody's is not
             caller = await self._caller(request, None)
@@ -235,11 +309,30 @@ class SessionsApi:
             return self._evidence(request, raw, caller, started, meaning, response,
                                   session_id)
 
+        keeping = self._kept if keep is not None else None
         with recorded(self._recorder, None, finish) as admit:
             try:
-                admit()
+                later: RecordingUnavailable | None = None
+                try:
+                    admit()
+                except RecordingUnavailable as exc:
+                    if keeping is None:
+                        raise
+                    later = exc  # kept with the act, recorded when the store is back
                 self._allowed(request, caller, allowed or self._moderators)
-                response = _json(200, await act(caller, _body(raw), meaning))
+                body = _body(raw)
+                if keep is not None and keeping is not None and later is not None:
+                    record = self._record_later(request, raw, caller, started, session_id)
+                    response = self._keep(keeping, keep, caller, body, meaning, str(later),
+                                          record)
+                else:
+                    try:
+                        response = _json(200, await act(caller, body, meaning))
+                    except StoreError as exc:
+                        if keep is None or keeping is None:
+                            raise
+                        response = self._keep(keeping, keep, caller, body, meaning,
+                                              f"the store cannot answer: {exc}", None)
             except RecordingUnavailable as exc:
                 response = _error(SessionsError("recording_unavailable", str(exc), 503))
             except SessionsError as refused:
@@ -252,32 +345,52 @@ class SessionsApi:
                     "internal_error", "tollgate could not process this request", 500))
         return response
 
+    def _keep(self, kept: KeptActs, keep: Keep, caller: Authenticated,
+              body: dict[str, Any], meaning: dict[str, Any], why: str,
+              record: dict[str, Any] | None) -> web.Response:
+        """The act kept on this replica's disk and carried out here (202), or refused
+        (503) when it cannot be kept."""
+        act, answer = keep(caller, body, meaning, why)
+        meaning["kept"] = {"act": act.act_id, "replica": kept.replica, "why": why}
+        if record is not None:
+            act = dataclasses.replace(act, record={**record, "meaning": meaning})
+        try:
+            kept.keep(act)
+        except OSError as exc:
+            del meaning["kept"]
+            raise SessionsError("store_unavailable", f"{why}; and {kept.replica} cannot "
+                                f"keep it on its disk ({kept.folder}: {exc}): not done",
+                                503) from None
+        return _json(202, {**answer, "kept": meaning["kept"]})
+
     def _evidence(self, request: web.Request, raw: bytes, caller: Authenticated,
                   started: float, meaning: dict[str, Any], response: web.Response,
                   session_id: str | None) -> Evidence:
         """The act as the audit record keeps it (kind `moderation`): who, the request,
         what was ended or locked and why, the answer; an end in its session's record."""
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        headers.update({":method": request.method, ":path": request.path_qs})
-        if session_id is not None:
-            headers["x-session-id"] = session_id
+        headers = _headers(request, session_id)
         refusal = None
-        if response.status != 200:
+        if response.status >= 300:
             refusal = orjson.loads(response.body)["error"]  # type: ignore[arg-type]
-        target = self._targets.get(str(meaning.get("target")))
-        evidence = Evidence(
-            "moderation", started, os.urandom(16).hex(), os.urandom(8).hex(), headers,
-            caller, target, request_view(headers, self._sensitive),
-            BodyCapture.of(raw, self._record_limit), meaning_key="moderation",
-            meaning=meaning,
-            response={"status": response.status,
-                      "headers": {"content-type": response.content_type}, "body": None},
-            outcome={"tollgate.decision.action": "allow" if refusal is None else "deny",
-                     "http.response.status_code": response.status,
-                     **({"tollgate.refusal": refusal} if refusal else {})},
-            duration_ms=(time.time() - started) * 1000)
-        evidence.response_type = response.content_type
-        return evidence
+        return moderation_evidence(
+            started, os.urandom(16).hex(), os.urandom(8).hex(), headers, caller,
+            self._targets.get(str(meaning.get("target"))),
+            request_view(headers, self._sensitive), BodyCapture.of(raw, self._record_limit),
+            meaning, response.status, response.content_type, refusal,
+            (time.time() - started) * 1000)
+
+    def _record_later(self, request: web.Request, raw: bytes, caller: Authenticated,
+                      started: float, session_id: str | None) -> dict[str, Any]:
+        """What the act's record is built from when the store is back (kept.py), in
+        JSON: its secrets redacted, as the record has them."""
+        headers = _headers(request, session_id)
+        return {"started": started, "trace_id": os.urandom(16).hex(),
+                "span_id": os.urandom(8).hex(),
+                "headers": {name: redact(value) if name in self._sensitive else value
+                            for name, value in headers.items()},
+                "caller": dict(caller), "request": request_view(headers, self._sensitive),
+                "body": raw.decode("utf-8", "replace"), "status": 202,
+                "duration_ms": (time.time() - started) * 1000}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -327,6 +440,29 @@ async def _answered(answer: Callable[[], Awaitable[dict[str, Any]]]) -> web.Resp
         return _error(refused)
     except StoreError as exc:
         return _error(_unavailable(exc))
+
+
+def _headers(request: web.Request, session_id: str | None) -> dict[str, str]:
+    """The request's headers as a record keeps them (an end's in its session's)."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    headers.update({":method": request.method, ":path": request.path_qs})
+    if session_id is not None:
+        headers["x-session-id"] = session_id
+    return headers
+
+
+def _identity(body: dict[str, Any]) -> str:
+    identity = body.get("identity")
+    if not isinstance(identity, str) or not 0 < len(identity) <= _SUBJECT_CHARS:
+        raise SessionsError("bad_request", "identity must be the subject (sub) of the "
+                            f"tokens to refuse, 1-{_SUBJECT_CHARS} characters", 400)
+    return identity
+
+
+def _kept_effect(done: str, replica: str, why: str) -> str:
+    """What a kept end or lock means: done here now, in the store when it is back."""
+    return (f"accepted, not yet in the store ({why}): {done}. Kept on {replica}'s disk "
+            "and written to the store when it returns; every replica applies it then")
 
 
 def _text(query: Mapping[str, str], name: str) -> str | None:

@@ -200,11 +200,13 @@ endForm.addEventListener("submit", async (event) => {
   try {
     const done = await call("/sessions/live/" + encodeURIComponent(session.session_id)
                             + "/end", "POST", body);
-    say((done.ended ? "Session " + visible(session.session_id) + " ended"
-      : visible(session.replica) + ", which holds session " + visible(session.session_id)
-        + ", is asked to end it (it has not yet)")
-      + "; " + (done.lock ? lockedOut(done.lock.identity, done.lock.until_us)
-        : "not locked: its client may reconnect at once") + ".", false);
+    // Kept while the store is out: the answer's own words say what is done and when.
+    say(done.kept ? done.effect + "."
+      : (done.ended ? "Session " + visible(session.session_id) + " ended"
+        : visible(session.replica) + ", which holds session " + visible(session.session_id)
+          + ", is asked to end it (it has not yet)")
+        + "; " + (done.lock ? lockedOut(done.lock.identity, done.lock.until_us)
+          : "not locked: its client may reconnect at once") + ".", false);
     closeEnd();
     document.getElementById("sessions-title").focus();
   } catch (error) {
