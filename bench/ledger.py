@@ -20,7 +20,8 @@ from pathlib import Path
 from extproc import ledger
 
 # The order stages are printed in: an exchange's path through the act, then the writer.
-STAGES = ("open", "interpret", "activity", "decide", "mask", "span", "record", "observe")
+STAGES = ("open", "interpret", "activity", "decide", "mask", "span", "record", "journal",
+          "observe")
 WRITER_STAGES = ("decode", "mask", "chain", "store", "span")
 # Stages timed around an await: the thread's CPU meanwhile, other tasks' included.
 WALL = {"activity"}

@@ -311,27 +311,35 @@ class Gateway:
     tollgates: list[stack.Process]
     pids: dict[str, int]  # by role, for CPU figures
 
-    def start_replica(self, replica: int, writer: str) -> stack.Process:
-        """Replica `replica` (again, once it is gone), recording as `writer`."""
-        process = start_replica(self.recording, self.grpc_ports[replica], writer)
+    def start_replica(self, replica: int, writer: str,
+                      starting: Callable[[stack.Process], None] | None = None
+                      ) -> stack.Process:
+        """Replica `replica` (again, once it is gone), recording as `writer`; `starting`
+        called while it starts."""
+        process = start_replica(self.recording, replica, self.grpc_ports[replica], writer,
+                                starting)
         self.tollgates.append(process)
         return process
 
 
-def soak_config(grpc_port: int, recording: Recording, writer: str) -> dict[str, Any]:
+def soak_config(grpc_port: int, recording: Recording, replica: int, writer: str
+                ) -> dict[str, Any]:
     """load.py's tollgate configuration, recording into the store as `writer`, what it
-    cannot write when stopping spooled to a folder of its own."""
+    cannot write when stopping spooled (and journaled) in the replica's own folder,
+    which a restarted replica finds again as a restarted pod does its volume."""
     return {**load.tollgate_config(grpc_port, recording.otlp_endpoint, workers=1),
             "store": {"url": recording.store_url},
             "recording": {"writer_id": writer, "signing_key_file": str(recording.signing_key),
-                          "spool_dir": str(recording.work / "spool" / writer)}}
+                          "spool_dir": str(recording.work / "spool" / f"replica-{replica}")}}
 
 
-def start_replica(recording: Recording, grpc_port: int, writer: str) -> stack.Process:
+def start_replica(recording: Recording, replica: int, grpc_port: int, writer: str,
+                  starting: Callable[[stack.Process], None] | None = None) -> stack.Process:
     config = recording.work / f"tollgate-{writer}.yaml"
-    config.write_text(yaml.safe_dump(soak_config(grpc_port, recording, writer)),
+    config.write_text(yaml.safe_dump(soak_config(grpc_port, recording, replica, writer)),
                       encoding="utf-8")
-    return stack.start_tollgate(config, grpc_port, recording.work, name=f"tollgate-{writer}")
+    return stack.start_tollgate(config, grpc_port, recording.work, name=f"tollgate-{writer}",
+                                starting=starting)
 
 
 def start_gateway(recording: Recording, cleanup: contextlib.ExitStack,

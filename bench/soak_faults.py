@@ -1,17 +1,22 @@
-"""Soak through faults: two replicas, their store restarted and one of them killed mid-run.
+"""Soak through faults: two replicas, their store restarted, one of them killed (its
+request process alone, then its whole process tree), a policy revision pushed, and a
+reload sent while a replica starts.
 
 Run from the repository root: `python -m bench.soak_faults` (not part of CI).
 
 What it measures, and why: bench/soak.py shows that every exchange tollgate answers
 leaves exactly one record while nothing goes wrong. The deploy shape (envoy/deploy.yaml:
 replicas behind one Envoy, sharing one PostgreSQL store) must keep that promise when
-things do: the store restarts (a failover, an upgrade), a replica dies with no shutdown
-(an OOM kill, a lost node). So this runs soak.py's mix, on its timetable, through one
-Envoy to two replicas recording into a PostgreSQL cluster of its own
-(tests/support/pg_cluster.py), so that the store can be restarted for real: a third of
-the way in, `pg_ctl -m fast restart`; two thirds in, the second replica is SIGKILLed
-and, --restart-after seconds later, started again as its supervisor would (with a chain
-of its own: a restarted process begins a new one).
+things do. So this runs soak.py's mix, on its timetable, through one Envoy to two
+replicas recording into a PostgreSQL cluster of its own (tests/support/pg_cluster.py),
+and at each sixth of the run (`Faults`): the store restarted for real (`pg_ctl -m fast
+restart`: a failover, an upgrade); the second replica's request process SIGKILLed alone
+(its writer lives on and writes what it was sent) and, --restart-after seconds later,
+started again as its supervisor would (with a chain of its own: a restarted process
+begins a new one); its whole process tree frozen and SIGKILLed (an OOM-killed
+container, a lost pod: what it answered is in its journal, which the next start, on the
+same spool folder, spools and writes) and started again; a policy revision pushed to
+both replicas; and the replica stopped and started again with a SIGHUP as it starts.
 
 Then the rest is stopped cleanly and the store read back, as soak.py does (its figures
 come first): every answer carrying tollgate's trace id must have its one record ("lost",
@@ -29,7 +34,9 @@ a row. Exits 1 when a record is lost or the store does not verify.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -40,8 +47,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bench import load, soak
 from bench.soak import Answer, Driven, Gateway, by_status, latency, markdown, unexpected
+from extproc.quickstart import stack
 from tests.support import pg_cluster
 
 VICTIM = 1  # the replica killed (the first stays: soak.py's CPU figures are its)
@@ -60,27 +70,42 @@ class Fault:
 
 @dataclass
 class Faults:
-    """The faults, on their timetable from the run's start, and when each happened."""
+    """The faults, on their timetable from the run's start, and when each happened:
+    the store restarted; replica VICTIM's request process SIGKILLed alone (its writer
+    lives on and writes what it had), then started again; its whole process tree
+    (request process, writer and fork server) frozen and SIGKILLed, as a lost pod's
+    (what it answered is in its journal: the next start spools it), then started
+    again; a policy revision pushed to every replica (a SIGHUP after the pack changed:
+    checked off the serving path, then swapped in); the replica stopped and started
+    again with a SIGHUP while it starts (kept, and reloaded once it serves)."""
 
     cluster: pg_cluster.Cluster
     seconds: float
     restart_after: float | None
-    restarted_writer: str
+    restarted_writers: list[str]  # the names the victim's restarts record as, in turn
     done: list[Fault] = field(default_factory=list)
 
     def __call__(self, gateway: Gateway, start: int) -> None:
-        self._at(start + int(self.seconds / 3 * 1e9), "store restart", self.cluster.restart)
-        victim = gateway.tollgates[VICTIM]
+        at = [start + int(self.seconds * k / 6 * 1e9) for k in range(1, 6)]
+        self._at(at[0], "store restart", self.cluster.restart)
+        self._at(at[1], f"replica {VICTIM}'s request process SIGKILLed",
+                 lambda: _killed(gateway, alone=True))
+        self._again(gateway)
+        self._at(at[2], f"replica {VICTIM}'s whole tree SIGKILLed",
+                 lambda: _killed(gateway, alone=False))
+        self._again(gateway)
+        self._at(at[3], "policy revision pushed to both replicas", lambda: _pushed(gateway))
+        self._at(at[4], f"replica {VICTIM} restarted with a SIGHUP as it starts",
+                 lambda: _restarted_hung_up(gateway, self.restarted_writers.pop(0)))
 
-        def kill() -> None:
-            victim.popen.kill()
-            victim.popen.wait()
-
-        self._at(start + int(self.seconds * 2 / 3 * 1e9), f"{victim.name} SIGKILLed", kill)
-        if self.restart_after is not None:
-            self._at(self.done[-1].at_ns + int(self.restart_after * 1e9),
-                     f"replica {VICTIM} started again",
-                     lambda: gateway.start_replica(VICTIM, self.restarted_writer))
+    def _again(self, gateway: Gateway) -> None:
+        """The victim started again, restart_after seconds after it was killed."""
+        if self.restart_after is None:
+            return
+        writer = self.restarted_writers.pop(0)
+        self._at(self.done[-1].at_ns + int(self.restart_after * 1e9),
+                 f"replica {VICTIM} started again",
+                 lambda: gateway.start_replica(VICTIM, writer))
 
     def _at(self, due: int, name: str, act: Callable[[], object]) -> None:
         time.sleep(max(0.0, (due - time.perf_counter_ns()) / 1e9))
@@ -88,6 +113,74 @@ class Faults:
         at_ns, at_us = time.perf_counter_ns(), time.time_ns() // 1000
         act()
         self.done.append(Fault(name, at_ns, at_us, (time.perf_counter_ns() - at_ns) / 1e9))
+
+
+def _victim(gateway: Gateway) -> stack.Process:
+    """Replica VICTIM's process now (the last one started on its port)."""
+    port = gateway.grpc_ports[VICTIM]
+    return next(p for p in reversed(gateway.tollgates) if _port_of(p) == port)
+
+
+def _port_of(process: stack.Process) -> int | None:
+    config = _config_of(process)
+    return int(config["listen"]["grpc"].rsplit(":", 1)[1]) if config else None
+
+
+def _config_of(process: stack.Process) -> dict[str, Any] | None:
+    argv = Path(f"/proc/{process.pid}/cmdline")
+    try:
+        words = argv.read_bytes().split(b"\0")
+    except OSError:
+        return None
+    path = Path(words[words.index(b"--config") + 1].decode())
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _killed(gateway: Gateway, alone: bool) -> None:
+    victim = _victim(gateway)
+    if alone:
+        victim.popen.kill()
+    else:
+        stack.kill_tree(victim.pid)
+    victim.popen.wait()
+
+
+def _pushed(gateway: Gateway) -> None:
+    """A new revision of each live replica's pack (a rule's comment changed: what the
+    smoke set checks is the whole pack), then SIGHUP: the reload an operator's push is."""
+    for process in gateway.tollgates:
+        config = _config_of(process) if process.alive() else None
+        if config is None:
+            continue
+        pack = Path(config["policy"]["dir"])
+        with (pack / "tollgate.rego").open("a", encoding="utf-8") as rules:
+            rules.write(f"\n# pushed at {time.time_ns()}\n")
+        os.kill(process.pid, signal.SIGHUP)
+
+
+def _restarted_hung_up(gateway: Gateway, writer: str) -> None:
+    """The victim stopped as a deploy stops it, then started again, a SIGHUP sent to
+    it as soon as it would take one (its handler set: before that the signal's default
+    ends a process, as it does any program's)."""
+    victim = _victim(gateway)
+    victim.stop()
+
+    def hung_up(process: stack.Process) -> None:
+        stack.wait_until(lambda: _catches_hangup(process.pid), 60,
+                         "the restarted replica to take SIGHUP")
+        os.kill(process.pid, signal.SIGHUP)
+
+    gateway.start_replica(VICTIM, writer, starting=hung_up)
+
+
+def _catches_hangup(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
 
 
 # ---- Figures ---------------------------------------------------------------------------------
@@ -212,11 +305,12 @@ def main(argv: list[str] | None = None) -> None:
 
     started = datetime.now(UTC)
     run_id = secrets.token_hex(3)
-    writers = (f"soak-{run_id}-r0", f"soak-{run_id}-r1", f"soak-{run_id}-r1-again")
+    writers = (f"soak-{run_id}-r0", f"soak-{run_id}-r1", *(
+        f"soak-{run_id}-r1-{again}" for again in ("b", "c", "d")))
     with tempfile.TemporaryDirectory(prefix="tollgate-soak-") as work, \
             pg_cluster.cluster(log_statements=False) as cluster, \
             soak.throwaway_store(cluster.admin_url, Path(work)) as store_url:
-        faults = Faults(cluster, args.minutes * 60, args.restart_after, writers[2])
+        faults = Faults(cluster, args.minutes * 60, args.restart_after, list(writers[2:]))
         ran = soak.run(args, Path(work), store_url, writers, replicas=2, during=faults)
         spool_left = sorted(str(p) for p in (Path(work) / "spool").rglob("*.spool"))
     result = soak.summary(args, ran)

@@ -1377,6 +1377,14 @@ class Recording:
     # How long stopping waits for the store to take what is queued before spooling it.
     # Keep listen.drain_seconds plus this below what the supervisor allows a stop.
     close_seconds: float = 30.0
+    # What the record of an answered exchange outlives before the store has it: each
+    # process journals it in spool_dir/journal/ before the answer leaves, and the next
+    # start spools what a killed process tree left. "process": any death of tollgate's
+    # processes (the journal is in the kernel's cache); "node": a power loss too (a disk
+    # flush per exchange); "off": no journal (a killed tree loses the records it had
+    # not written, tens of milliseconds' worth). A target with `record: strict` waits
+    # for the store itself. Needs spool_dir.
+    durability: Literal["process", "node", "off"] = "process"
     # This process's name in the record (its chain). Default: host, pid and a random tag.
     writer_id: str | None = None
     # How long a `record: strict` target's request waits for its decision record to be
@@ -1401,6 +1409,11 @@ class Recording:
             raise Invalid("identity_bytes_per_hour", "must be > 0, or null for no budget")
         if self.writer_id is not None and not _WRITER_ID.fullmatch(self.writer_id):
             raise Invalid("writer_id", "1-64 letters, digits, '.', '_', ':' or '-'")
+        if self.durability not in ("process", "node", "off"):
+            raise Invalid("durability", "must be 'process', 'node' or 'off'")
+        if self.durability != "off" and self.spool_dir is None:
+            raise Invalid("durability", f"{self.durability!r} journals in spool_dir, which "
+                          "is null: set spool_dir, or durability: off")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ context that does nothing: a call and a `with`, tens of nanoseconds.
 Stages (docs/performance/ledger.md): open (the exchange's state and span), interpret,
 activity (live counts and budgets read for the decision), decide (the policy), mask
 (answers, rows and records masked by the act), span (the exchange's span ended), record
-(the evidence encoded and handed to the writer), observe (metrics and activity counted
+(the evidence encoded for the writer), journal (the evidence appended to the process's
+journal and queued for the writer), observe (metrics and activity counted
 from the record), and in the writer process: write (decode, mask, chain, store) and
 span (the exchanges' spans exported once their records are stored).
 """

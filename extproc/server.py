@@ -686,7 +686,8 @@ def open_recorder(config: Config, masker: Masker) -> Recorder:
         identity_bytes_per_hour=settings.identity_bytes_per_hour,
         session_idle_minutes=settings.session_idle_minutes,
         spool_dir=config.resolve(settings.spool_dir) if settings.spool_dir else None,
-        close_seconds=settings.close_seconds, telemetry=config.telemetry,
+        close_seconds=settings.close_seconds, durability=settings.durability,
+        telemetry=config.telemetry,
     ), signer, masker)
     recorder.start()
     return recorder

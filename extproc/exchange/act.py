@@ -57,16 +57,22 @@ class Act:
     which the front reads and fills with what its wire says; `started` is when the
     act began (perf_counter), what the record's upstream time counts from."""
 
-    __slots__ = ("_admission", "_pipeline", "exchange", "started")
+    __slots__ = ("_admission", "_ended", "_pipeline", "exchange", "started")
 
     def __init__(self, pipeline: Pipeline, exchange: Exchange) -> None:
         self._pipeline, self.exchange = pipeline, exchange
         self._admission = Admission(pipeline.recorder, exchange.who)
         self.started = time.perf_counter()
+        self._ended = False
 
     @property
     def trace_id(self) -> str:
         return self.exchange.trace_id
+
+    @property
+    def ended(self) -> bool:
+        """Whether the act has ended (its record handed over)."""
+        return self._ended
 
     @property
     def masker(self) -> Masker:
@@ -113,10 +119,11 @@ class Act:
         client; a refusal is raised as Refusal."""
         return self._pipeline.hold(self.exchange, decision)
 
-    async def forward(self) -> Injection:
-        """The allowed request goes on: a strict target's record is durable first; the
+    async def forward(self, ends_first: bool = False) -> Injection:
+        """The allowed request goes on: a strict target's record is durable first, any
+        other's journaled unless the act `ends_first` (before the request leaves); the
         target's credential to put in."""
-        return await self._pipeline.forward(self.exchange)
+        return await self._pipeline.forward(self.exchange, ends_first)
 
     def responded(self, status: int, headers: dict[str, str], content_type: str,
                   upstream_ms: float) -> None:
@@ -225,7 +232,12 @@ class Act:
         self.end()
 
     def end(self) -> None:
-        """The act ends: its span, and its record when the record admitted it."""
+        """The act ends: its span, and its record when the record admitted it (once: a
+        front ends it before its last answer leaves, so that the record is journaled
+        first, and the act's block ends it again)."""
+        if self._ended:
+            return
+        self._ended = True
         exchange = self.exchange
         front = exchange.front
         with ledger.stage(front, "span"):

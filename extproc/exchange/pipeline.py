@@ -322,9 +322,12 @@ class Pipeline:
             raise approval_refusal(approval, holds.approve_url(approval))
         exchange.approved(approval)
 
-    async def forward(self, exchange: Exchange) -> Injection:
+    async def forward(self, exchange: Exchange, ends_first: bool = False) -> Injection:
         """An allowed request goes upstream: with the target's credential, never the
-        client's; a strict target's decision is durable in the record first.
+        client's; a strict target's decision is durable in the record first, any
+        other's journaled (provisional: a process killed before the exchange ends
+        leaves it), unless `ends_first` (the front ends the act before the request
+        leaves: its own record is journaled then).
 
         A target whose token is asked of an authorization server gets it here, before
         anything says the request went on (token exchange trades the exchange's
@@ -338,6 +341,8 @@ class Pipeline:
                               f"cannot be obtained: {exc}") from None
         if target.record == "strict":
             await self.recorder.commit(exchange.strict_record(), exchange.who)
+        elif not ends_first:
+            self.recorder.provisional(exchange.strict_record())
         exchange.forwarded = True
         if target.credential is not None and target.credential.exchanged:
             exchange.exchanged_token = injection.value.decode("ascii").removeprefix("Bearer ")

@@ -38,6 +38,11 @@ class Recorder(Protocol):
         """Write `evidence` and wait until it is durable (a strict target's decision)."""
         ...
 
+    def provisional(self, evidence: Evidence) -> None:
+        """Journal a decision record as the request goes upstream, for a kill before
+        the exchange ends to leave (recording/journal.py)."""
+        ...
+
 
 class Holds(Protocol):
     """Holding requests for a human (approvals/hold.py)."""

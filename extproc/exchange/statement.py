@@ -65,7 +65,10 @@ class Statement:
                  ) -> None:
         """The statement's last answer went by (or never will): its record, its outcome
         (None: none to name), its rows counted as `tollgate.<front>.rows`, and `summary`
-        (a name, the answers' tags) as its answer's headers."""
+        (a name, the answers' tags) as its answer's headers. Once only: a front that
+        recorded it before the answer's last bytes left says so again as it ends."""
+        if self.act.ended:
+            return
         found = self.exchange.outcome
         if outcome is not None:
             found["tollgate.outcome"] = outcome

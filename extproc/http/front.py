@@ -143,13 +143,13 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 act.check(f"route {route!r} or cluster {cluster!r}")
                 # Ended (or its identity locked) while in flight: what waits stops, and
                 # the stream closes with the refusal.
-                async for answer in until_ended(
-                        self._exchange(act, first, messages, outbound), act.exchange.live):
+                async for answer in _recorded_before_the_last(act, messages, until_ended(
+                        self._exchange(act, first, messages, outbound), act.exchange.live)):
                     yield answer
             except Exception as exc:  # every failure is answered: fail closed
                 refused = _refusal(act, exc)
                 if refused is not None:
-                    yield _refusal_answer(refused, outbound)
+                    yield _last_recorded(act, _refusal_answer(refused, outbound))
             finally:
                 if live is not None and self._live is not None:
                     self._live.leave(live)
@@ -218,13 +218,17 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         # Leaving through the proxy, what the URL and headers carry is data leaving too.
         replaced = _masked_request_line(act) \
             if outbound is not None and not tunnel and refused is None else None
-        injection = await act.forward()
+        # Unread, the answer comes from upstream with no more word from Envoy: the act
+        # ends (recorded) before the request leaves.
+        injection = await act.forward(ends_first=handler is None)
         forwarded = time.perf_counter()
         reads_body = handler is not None and handler.mode != "headers"
         # The upstream continues tollgate's span, not the agent's.
         traceparent = wire.traceparent(exchange.trace_id, exchange.evidence.span_id)
         # Through the proxy: the address decided on, which Envoy's routes require.
         metadata = self._egress.pin(exchange) if outbound and self._egress else None
+        # Unread, the answer comes from upstream with no more word from Envoy.
+        messages.last = handler is None
         if wants_body:
             yield wire.continue_request_body(injection, prompt, reads_body, traceparent,
                                              exchange.trace_id, metadata, replaced)
@@ -260,6 +264,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         exchange = act.exchange
         sessions = self._mcp_sessions(exchange)
         reply = await messages.expect("response_headers")
+        messages.last = messages.last or handler.mode == "headers"
         for name, value in (wire.peer_certificate(reply) or {}).items():
             exchange.outcome[f"tollgate.egress.certificate.{name}"] = value
         response_headers = wire.headers_of(reply.response_headers)
@@ -410,6 +415,37 @@ def _refusal(act: Act, exc: Exception) -> Answer | None:
         log.error("trace %s: %s", exchange.trace_id, exc)
         return exchange.refuse(Unavailable(500, "internal_error", str(exc)))
     return act.refusal(exc)
+
+
+async def _recorded_before_the_last(act: Act, messages: wire.Messages,
+                                   answers: AsyncIterator[ProcessingResponse]
+                                   ) -> AsyncIterator[ProcessingResponse]:
+    """`answers` as they come until one ends the exchange (wire.Messages.final); from
+    there the rest are gathered (none waits on Envoy, which has sent its last; one that
+    asks Envoy for more time goes at once), the act is ended, its record journaled
+    (recording/journal.py), and then they go: no process death can leave an answered
+    exchange unrecorded, and the record holds what the handler noted after its last
+    answer too (a stream's finish reasons)."""
+    async for answer in answers:
+        if not messages.final(answer):
+            yield answer
+            continue
+        last = [answer]
+        async for rest in answers:
+            if wire.asks_time(rest):  # Envoy is to wait for the rest: told at once
+                yield rest
+            else:
+                last.append(rest)
+        act.end()
+        for answer in last:
+            yield answer
+        return
+
+
+def _last_recorded(act: Act, answer: ProcessingResponse) -> ProcessingResponse:
+    """A refusal (a local reply: the exchange's last), the act ended first."""
+    act.end()
+    return answer
 
 
 def _refusal_answer(answer: Answer, outbound: Outbound | None) -> ProcessingResponse:

@@ -382,16 +382,36 @@ class OutOfOrder(Exception):
     """Envoy sent a phase the exchange did not ask for."""
 
 
+def asks_time(answer: ProcessingResponse) -> bool:
+    """Whether `answer` only asks Envoy to wait longer (a hold, a slow reading): it must
+    go at once, never held back behind what it asks time for."""
+    return answer.HasField("override_message_timeout") and answer.WhichOneof("response") \
+        is None
+
+
 class Messages:
     """Envoy's side of one ext_proc stream, read by phase: each read names the phase it
     expects, and anything else ends the exchange (fail closed)."""
 
-    __slots__ = ("_messages", "trailers")
+    __slots__ = ("_messages", "last", "trailers")
 
     def __init__(self, requests: AsyncIterator[ProcessingRequest]) -> None:
         self._messages = aiter(requests)
         # Trailers ended the response body: they follow it, and are answered last.
         self.trailers = False
+        # Envoy will send nothing more (its last phase came, or the front asked for no
+        # more): what is answered now is the exchange's last answer.
+        self.last = False
+
+    def final(self, answer: ProcessingResponse) -> bool:
+        """Whether `answer` ends the exchange for its client: a local reply, an answer
+        to Envoy's last message, or response headers that let the body pass unread. The
+        front records the act before it leaves."""
+        if asks_time(answer):
+            return False
+        return self.last or answer.HasField("immediate_response") or (
+            answer.HasField("response_headers") and answer.HasField("mode_override")
+            and answer.mode_override.response_body_mode == _NONE)
 
     async def first(self) -> ProcessingRequest | None:
         """The stream's opening message (None: Envoy closed it at once)."""
@@ -404,6 +424,9 @@ class Messages:
         got = message.WhichOneof("request")
         if got != phase:
             raise OutOfOrder(f"expected {phase} from Envoy, got {got}")
+        if got in ("response_headers", "response_body") \
+                and getattr(message, got).end_of_stream:
+            self.last = True
         return message
 
     async def request_body(self) -> bytes:
@@ -418,9 +441,11 @@ class Messages:
             raise StreamEnded
         kind = message.WhichOneof("request")
         if kind == "response_body":
-            return message.response_body.body, message.response_body.end_of_stream
+            ends = message.response_body.end_of_stream
+            self.last = self.last or ends
+            return message.response_body.body, ends
         if kind == "response_trailers":
-            self.trailers = True
+            self.trailers = self.last = True
             return b"", True
         raise OutOfOrder(f"expected response_body from Envoy, got {kind}")
 

@@ -94,8 +94,9 @@ class Measure:
         except Exception as exc:  # fail closed: refused, the write undone
             refusal = run.act.refusal(exc, "statement")
         if refusal is not None:
-            self._wire.write(refusal_packet(refusal))
             run.error = run.error or "refused"
+            run.end()  # recorded (journaled) before the answer leaves
+            self._wire.write(refusal_packet(refusal))
 
     async def _run_measured(self, run: Run, raw: bytes, binary: bool
                             ) -> tuple[Effect, Measuring] | None:
@@ -134,6 +135,7 @@ class Measure:
             wire.writer, state.hidden_status = wire.client, 0
         if run.error is not None:  # the write failed: the server's error relayed
             await self._leave(mode, keep=False)
+            run.end()  # recorded (journaled) before the answer leaves
             wire.write(b"".join(pending.answer))
             return None
         try:
@@ -254,6 +256,7 @@ class Measure:
         if failed is not None:  # the commit failed (a deadlock): its error, not its OK
             self._runs.error(run, failed)
             return
+        run.end()  # recorded (journaled) before the answer leaves
         self._wire.write(b"".join(pending.answer))
 
     async def _leave(self, mode: str, keep: bool) -> Packet | None:

@@ -107,9 +107,9 @@ class Queries:
             runs.refused(run, refusal)
             return
         if run.kill is not None:
+            run.end()  # recorded (journaled) before the answer leaves
             self._wire.write(encode(1, encode_ok(
                 status=state.status, capabilities=state.bound.capabilities)))
-            run.end()
             return
         if run.measure and answer is None:
             await runs.answered(run, self._measure.measured(run, packet.raw(), binary=False))

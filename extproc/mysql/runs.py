@@ -70,9 +70,9 @@ class Runs:
             self._wire.write(refusal_packet(answer, seq))
 
     def refused(self, run: Run, refusal: Answer) -> None:
-        self._wire.write(refusal_packet(refusal))
         run.error = "refused"
-        run.end()
+        run.end()  # recorded (journaled) before the answer leaves
+        self._wire.write(refusal_packet(refusal))
 
     async def answered(self, run: Run, answer: Awaitable[None]) -> None:
         """A command sent on: its answer relayed (`answer` reads it), then its record."""
@@ -136,6 +136,8 @@ class Runs:
         while not relay.done:
             step = relay.feed(await wire.server_packet())
             state.status = relay.status
+            if relay.done and wire.writer is wire.client:
+                run.end()  # recorded (journaled) before the answer's last bytes leave
             if relay.holding and not wire.buffered:
                 flushed = relay.flush()
                 step.writes += flushed.writes

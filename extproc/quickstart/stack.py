@@ -220,6 +220,31 @@ def process_stats() -> dict[int, list[str]]:
     return stats
 
 
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process descending from it, now (parents first)."""
+    stats = process_stats()
+    tree, seen = [pid], {pid}
+    for parent in tree:  # grows as it goes
+        for child, fields in stats.items():
+            if int(fields[1]) == parent and child not in seen:
+                tree.append(child)
+                seen.add(child)
+    return tree
+
+
+def kill_tree(pid: int) -> list[int]:
+    """Every process of `pid`'s tree frozen, then SIGKILLed, as a lost pod's are (none
+    sees another die first, nor outlives it to finish its work): their pids."""
+    tree = descendants(pid)
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGSTOP)
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    return tree
+
+
 @dataclass
 class Process:
     """A child process with its output in a log file (or inherited, for `tollgate up`)."""
@@ -410,14 +435,18 @@ def start_tollgate(
     config_path: Path, grpc_port: int, log_dir: Path | None, timeout: float = 60.0,
     extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
     name: str = "tollgate", workers: int = 1,
+    starting: Callable[[Process], None] | None = None,
 ) -> Process:
     """`tollgate serve`, ready once each of its `workers` (listen.workers: the config's
-    and this must agree) serves on its port: grpc_port and the next ones."""
+    and this must agree) serves on its port: grpc_port and the next ones. `starting` is
+    called with it once spawned, while it starts (a fault injected then)."""
     proc = Process.spawn(
         name,
         [sys.executable, "-m", "extproc", *extra_args, "serve", "--config", str(config_path)],
         log_dir, env,
     )
+    if starting is not None:
+        starting(proc)
     for port in range(grpc_port, grpc_port + workers):
         proc.ready_or_fail(grpc_serving(port), timeout, "gRPC health SERVING", name,
                            f"127.0.0.1:{port}")

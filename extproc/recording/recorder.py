@@ -12,9 +12,12 @@ here is synchronous and cheap:
 - when the queue is full, the store refused the last write, or the writer process is
   gone, new exchanges are refused (`RecordingUnavailable`, a 503), never let through
   unrecorded;
-- `submit` encodes the evidence (`wire.py`, one pickle) for the writer's pipe; what the
-  exchanges submit within 2 ms is written together, in one message; each is kept until
-  the writer says its record is in the store;
+- `submit` encodes the evidence (`wire.py`, one pickle) for the writer's pipe, appends
+  it to this process's journal (`journal.py`: on disk before the answer leaves, so a
+  process tree killed at any instant loses no answered exchange's record; the next
+  start spools what it holds); what the exchanges submit within 2 ms is written
+  together, in one message; each is kept until the writer says its record is in the
+  store;
 - a `strict` target's decision record is committed before its request proceeds
   (`commit`, which waits for the writer's word);
 - `close` has the writer write everything sent before it stops (shutdown drains); what
@@ -43,6 +46,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import multiprocessing
@@ -59,7 +63,7 @@ from typing import Any
 from extproc import ledger
 from extproc.masking import Masker
 from extproc.masking.log_lines import LogMasking
-from extproc.recording import spool, wire
+from extproc.recording import journal, spool, wire
 from extproc.recording.budget import ByteBudget, recorded_bytes
 from extproc.recording.chain import Signer
 from extproc.recording.record import Evidence
@@ -145,6 +149,10 @@ class Recorder:
         self._flushing = False  # a flush is scheduled
         self._running: _Writer | None = None
         self._listener: threading.Thread | None = None
+        self._journal: journal.Journal | None = None  # (durability "off": none)
+        self._journal_failure: str | None = None  # why the last append failed
+        # Exchanges in flight with a provisional record journaled: span id -> handle.
+        self._provisional: dict[str, int] = {}
         self._stopping = False  # closing: the writer is told to stop
         self._abandoned = False  # closing took too long: the writer is not waited for
         self.written = 0
@@ -166,7 +174,7 @@ class Recorder:
         most its byte budget, so one agent flooding the record, outrunning a slow store or
         filling its disk is refused alone (RecordingQuota). Pass the same `who` to submit."""
         with self._lock:
-            failure = self._gone or self._failure
+            failure = self.failure
             if failure is not None:
                 self.refused += 1
                 raise RecordingUnavailable(f"the audit record cannot be written: {failure}")
@@ -194,7 +202,9 @@ class Recorder:
         front = ledger.front_of(evidence.target)
         with ledger.stage(front, "record"):
             self._charge(evidence, who)
-            self._send(EVIDENCE + wire.encode(evidence), who, None, defer=True)
+            data = EVIDENCE + wire.encode(evidence)
+        with ledger.stage(front, "journal"):
+            self._send(data, who, None, defer=True, settles=evidence.span_id)
         with ledger.stage(front, "observe"):
             for observe in self.observers:
                 try:
@@ -202,6 +212,22 @@ class Recorder:
                 except Exception:
                     log.exception("an observer of the record failed on trace %s",
                                   evidence.trace_id)
+
+    def provisional(self, evidence: Evidence) -> None:
+        """Journal an exchange's decision record as its request goes upstream before
+        the exchange ends (journal.py): what a kill before its end leaves. Never sent
+        to the writer; the exchange's own record (`submit`) settles it."""
+        journal_ = self._journal
+        if journal_ is None:
+            return
+        front = ledger.front_of(evidence.target)
+        with ledger.stage(front, "journal"):
+            data = EVIDENCE + wire.encode(evidence)
+            with self._sending:
+                try:
+                    self._provisional[evidence.span_id] = journal_.provisional(data)
+                except OSError as exc:
+                    self._journal_failed(exc)
 
     def _charge(self, evidence: Evidence, who: str | None) -> None:
         """`who`'s byte budget pays for the bodies this record holds."""
@@ -232,13 +258,23 @@ class Recorder:
             ) from None
 
     def _send(self, data: bytes, who: str | None,
-              done: concurrent.futures.Future[None] | None, defer: bool = False) -> None:
-        """Number the message as the record it becomes and send it; kept until written.
-        `defer`: on the recorder's event loop, with what else it submits within
-        _SEND_EVERY (`_flush`). A writer gone meanwhile is restarted and sent it again
-        (`_restart`)."""
+              done: concurrent.futures.Future[None] | None, defer: bool = False,
+              settles: str | None = None) -> None:
+        """Number the message as the record it becomes, journal it and send it; kept
+        until written. `defer`: on the recorder's event loop, with what else it submits
+        within _SEND_EVERY (`_flush`). A writer gone meanwhile is restarted and sent it
+        again (`_restart`). `settles`: the span whose provisional record it ends."""
         with self._sending:
-            self._unwritten.append(_Sent(self._next_seq, data, who, done, time.monotonic()))
+            seq = self._next_seq
+            if self._journal is not None:
+                try:
+                    self._journal.append(seq, data)
+                except OSError as exc:
+                    self._journal_failed(exc)
+                if settles is not None and (
+                        handle := self._provisional.pop(settles, None)) is not None:
+                    self._journal.settle(handle)
+            self._unwritten.append(_Sent(seq, data, who, done, time.monotonic()))
             self._next_seq += 1
             loop = self._loop
             if defer and loop is not None and threading.get_ident() == self._loop_thread:
@@ -267,10 +303,19 @@ class Recorder:
             with contextlib.suppress(OSError):
                 running.evidence.send_bytes(batched(messages))
 
+    def _journal_failed(self, exc: OSError) -> None:
+        """The journal refused an append (its disk is full): this message is still sent
+        and kept, but a kill now would lose it, so new exchanges are refused until the
+        store holds everything and the journal is cut back (`_written`)."""
+        if self._journal_failure is None:
+            log.error("recording: the journal cannot be written (%s); new requests are "
+                      "refused until the store holds every record", exc.strerror or exc)
+        self._journal_failure = f"the journal cannot be written: {exc.strerror or exc}"
+
     @property
     def failure(self) -> str | None:
         """Why new exchanges are refused (None: they are not, but for a full queue)."""
-        return self._gone or self._failure
+        return self._gone or self._failure or self._journal_failure
 
     @property
     def signer(self) -> Signer:
@@ -291,13 +336,43 @@ class Recorder:
         (or begins it), registers it and writes what the spool holds; raises StoreError
         when the store or the anchor log cannot be written: tollgate does not serve
         unrecorded, nor unanchored."""
-        running, last = self._spawn(drain=True)
+        self._open_journal()
+        try:
+            running, last = self._spawn(drain=True)
+        except StoreError:
+            self._close_journal(keep=False)
+            raise
         self._running, self._next_seq = running, last + 1
         with contextlib.suppress(RuntimeError):  # started outside an event loop: no deferring
             self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._listener = threading.Thread(target=self._listen, name="tollgate-recorder",
                                           daemon=True)
         self._listener.start()
+
+    def _open_journal(self) -> None:
+        """Begin this process's journal (before the first writer is forked: it inherits
+        the journal's hold, and does not take it for an orphan); raises StoreError when
+        it cannot be made."""
+        settings = self._settings
+        if settings.durability == "off" or settings.spool_dir is None:
+            return
+        self._journal = journal.Journal(settings.spool_dir / journal.FOLDER, self.writer,
+                                        self._signer.derive(spool.KEY_PURPOSE),
+                                        sync=settings.durability == "node")
+        try:
+            self._journal.open()
+        except OSError as exc:
+            self._journal = None
+            raise StoreError(f"the journal cannot be made in {settings.spool_dir} "
+                             f"(recording.spool_dir; recording.durability "
+                             f"{settings.durability!r}): {exc.strerror or exc}") from None
+        self._settings = dataclasses.replace(settings,
+                                             journal_lock=self._journal.lock_path)
+
+    def _close_journal(self, keep: bool) -> None:
+        if self._journal is not None:
+            self._journal.close(keep)
+            self._journal = None
 
     async def close(self) -> None:
         """Have the writer write what was sent, sign a last checkpoint and stop. Records
@@ -317,16 +392,21 @@ class Recorder:
             if running is not None:
                 running.process.kill()
             await asyncio.to_thread(listener.join)  # every word the writer said, heard
-            await asyncio.to_thread(self._spool)
+            spooled = await asyncio.to_thread(self._spool)
+        else:
+            spooled = True  # it said bye: everything is written
+        with self._sending:
+            self._close_journal(keep=not spooled)
         self._listener = None
 
-    def _spool(self) -> None:
+    def _spool(self) -> bool:
         """What the writer did not say is written, spooled (spool.py) with why; a record
-        it wrote without saying so is told apart when the spool is written."""
+        it wrote without saying so is told apart when the spool is written. False when
+        it could not be spooled (the journal, kept, still holds it)."""
         unwritten = [spool.Spooled(self.writer, sent.seq, sent.data[1:])
                      for sent in self._unwritten]
         if not unwritten:
-            return
+            return True
         failure = self.failure or "the store was slow"
         reason = LogMasking(self._masker).mask(
             f"not written within {self._settings.close_seconds:g}s of stopping: {failure}")
@@ -335,19 +415,21 @@ class Recorder:
             log.error("recording: %d records could not be written before shutdown (%s), "
                       "and no spool folder is set (recording.spool_dir): they are lost",
                       len(unwritten), reason)
-            return
+            return True
         started = time.monotonic()
         try:
             path = spool.write(folder, unwritten, reason,
                                self._signer.derive(spool.KEY_PURPOSE))
         except OSError as exc:
             log.error("recording: %d records could not be written before shutdown (%s), "
-                      "nor spooled to %s (recording.spool_dir): %s; they are lost",
-                      len(unwritten), reason, folder, exc.strerror or exc)
-            return
+                      "nor spooled to %s (recording.spool_dir): %s; the journal keeps "
+                      "them for the next start", len(unwritten), reason, folder,
+                      exc.strerror or exc)
+            return False
         log.warning("recording: %d records could not be written before shutdown (%s): "
                     "spooled to %s in %.1f ms; the next start writes them into the chain",
                     len(unwritten), reason, path, (time.monotonic() - started) * 1000)
+        return True
 
     # -- the writer process -------------------------------------------------------------
 
@@ -448,6 +530,13 @@ class Recorder:
         with self._sending:
             while self._unwritten and self._unwritten[0].seq <= seq:
                 done.append(self._unwritten.popleft())
+            if self._journal is not None:
+                try:
+                    if self._journal.written(seq, bool(self._unwritten)):
+                        self._journal_failure = None
+                except OSError as exc:
+                    log.error("recording: the journal cannot be cut back: %s",
+                              exc.strerror or exc)
         with self._lock:
             self._pending -= len(done)
             for sent in done:

@@ -11,11 +11,15 @@ audit key, so that a file cut short, damaged or made by anyone without the key i
 apart before its evidence is unpickled: such a file is moved aside (renamed
 `*.corrupt`, never deleted) with an ERROR, and the start goes on.
 
+A process tree killed without stopping leaves its journal (journal.py) instead: the
+next writer to claim the spool makes each orphaned journal a spool file first.
+
 The next writer to start (`claimed`, one at a time across workers: an flock) writes the
 spooled records into its chain before anything else, in order, each carrying a
 `spooled` marker (`marker`), then deletes the file. A record already in the store — its
-first write committed though its answer was lost, or a crash between a spooled write
-and the file's deletion — is recognised (`written_before`) and not written twice.
+first write committed though its answer was lost, a crash between a spooled write
+and the file's deletion, or a record both spooled and journaled — is recognised
+(`written_before`) and not written twice.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from typing import Any
 
 import orjson
 
-from extproc.recording import store
+from extproc.recording import journal, store
 from extproc.recording.record import Evidence, started_us
+from extproc.recording.wire import decode
 from extproc.store import Connection
 
 log = logging.getLogger("tollgate.recording")
@@ -155,6 +160,7 @@ def claimed(folder: Path, key: bytes) -> Iterator[list[SpoolFile] | None]:
             yield None
             return
         _unfinished(folder)
+        _adopt(folder, key)
         found = []
         for path in sorted(folder.glob(f"*{_SUFFIX}")):
             try:
@@ -164,6 +170,40 @@ def claimed(folder: Path, key: bytes) -> Iterator[list[SpoolFile] | None]:
         yield found
     finally:
         os.close(fd)  # the lock with it
+
+
+def _adopt(folder: Path, key: bytes) -> None:
+    """Each orphaned journal (journal.py: its processes were killed) spooled as one
+    file, then deleted; one that cannot be spooled is kept for the next start."""
+    journals = folder / journal.FOLDER
+    for orphan in journal.adopt(journals, key):
+        for problem in orphan.damaged:
+            log.error("recording: journal %s: %s", orphan.name, problem)
+        records = _journaled(orphan)
+        if records:
+            try:
+                path = write(folder, records, f"journaled by processes that stopped without "
+                             f"closing (journal {orphan.name})", key)
+            except OSError as exc:
+                log.error("recording: the journal %s of processes that stopped without "
+                          "closing cannot be spooled (%s); it is kept for the next start",
+                          orphan.name, exc.strerror or exc)
+                journal.release(orphan)
+                continue
+            log.warning("recording: %d records of exchanges answered by processes that "
+                        "stopped without closing (writer %s) were journaled: spooled to "
+                        "%s", len(records), orphan.writer, path)
+        journal.forget(journals, orphan)
+
+
+def _journaled(orphan: journal.Orphan) -> list[Spooled]:
+    """What an orphaned journal leaves to write: its records, and the provisional
+    records (below zero) of exchanges that have none in it (killed before they ended)."""
+    if all(entry.seq > 0 for entry in orphan.entries):
+        return [Spooled(orphan.writer, entry.seq, entry.data[1:]) for entry in orphan.entries]
+    ended = {decode(entry.data[1:])[0].span_id for entry in orphan.entries if entry.seq > 0}
+    return [Spooled(orphan.writer, entry.seq, entry.data[1:]) for entry in orphan.entries
+            if entry.seq > 0 or decode(entry.data[1:])[0].span_id not in ended]
 
 
 def remove(spooled: SpoolFile) -> None:
@@ -184,16 +224,22 @@ def marker(spooled: SpoolFile, index: int, written_us: int) -> dict[str, Any]:
 
 def written_before(connection: Connection, evidence: Evidence, spooled: SpoolFile,
                    index: int) -> bool:
-    """Whether the store holds this spooled record already: written from this spool
-    file (a crash before the file was deleted), or by its own chain (committed, its
-    answer lost before the request process stopped waiting)."""
+    """Whether the store holds this spooled record already: written from a spool file
+    (this one, before a crash kept it from being deleted; or another that held the same
+    record: a stop's spool and the journal of a tree killed as it spooled), or by its
+    own chain (committed, its answer lost before the request process stopped
+    waiting)."""
     record = spooled.records[index]
     spool_id = f"{spooled.id}/{index}"
     original = store.record_id(record.writer, record.seq)
     for row in store.by_id(connection, evidence.trace_id):
         content = store.content_of(row.content)
         mark = content.get("spooled")
-        if isinstance(mark, dict) and mark.get("id") == spool_id:
+        same = content.get("span_id") == evidence.span_id
+        if record.seq < 0 and same:  # a provisional record: its exchange has one
+            return True
+        if isinstance(mark, dict) and (mark.get("id") == spool_id
+                                       or (mark.get("from") == original and same)):
             return True
         if row.id == original and mark is None and content.get("span_id") == \
                 evidence.span_id and row.started_us == started_us(evidence.started):

@@ -23,6 +23,7 @@ then after writing what it received.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -45,7 +46,7 @@ from extproc.codecs.inert import terminal
 from extproc.codecs.text import utc
 from extproc.masking import Masker
 from extproc.masking.log_lines import LogMasking
-from extproc.recording import anchors, retention, sessions, spool, store
+from extproc.recording import anchors, journal, retention, sessions, spool, store
 from extproc.recording.chain import GENESIS, Checkpoint, Signer, canonical, record_hash
 from extproc.recording.record import Evidence, Session, contents_of, started_us, unbuildable
 from extproc.recording.wire import decode, encode
@@ -129,6 +130,12 @@ class RecorderSettings:
     spool_dir: Path | None = None
     # How long stopping waits for the store to take what is queued before spooling it.
     close_seconds: float = 30.0
+    # What an answered exchange's record outlives before the store has it (journal.py):
+    # "process" (any death of tollgate's processes), "node" (also a power loss: a disk
+    # flush per exchange) or "off" (nothing: a killed process tree loses what it held).
+    durability: str = "process"
+    # The request process's journal lock, which its writer processes hold too.
+    journal_lock: Path | None = None
     # Where the exchanges' spans go (telemetry.py; None: they are not exported here).
     telemetry: config.Telemetry | None = None
 
@@ -190,6 +197,11 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
     # process's event loop through the descriptor they now share.
     signal.set_wakeup_fd(-1)
     acks = _Acks(pipe)
+    if settings.journal_lock is not None:
+        # While this process lives, its request process's journal is no orphan: what it
+        # holds may still be written from here (the descriptor is kept for life).
+        with contextlib.suppress(OSError):  # the request process holds it still
+            journal.hold(settings.journal_lock)
     root = logging.getLogger()
     forward = _Forward(acks, log_level)
     forward.addFilter(LogMasking(masker))  # masked here too: stderr may be its only way out

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
 from envoy.extensions.filters.http.ext_proc.v3.processing_mode_pb2 import ProcessingMode
-from envoy.service.ext_proc.v3.external_processor_pb2 import HttpHeaders
+from envoy.service.ext_proc.v3.external_processor_pb2 import HttpHeaders, ProcessingRequest
 
 from extproc.credentials import Injection
 from extproc.http import wire
@@ -78,3 +79,26 @@ def test_a_forwarded_request_names_this_exchanges_span_whatever_was_cached() -> 
             assert [v for k, v in sets if k == "traceparent"] == [
                 f"00-{digit * 32}-{digit * 16}-01"]
             assert list(mutation.remove_headers) == ["authorization"]
+
+
+def test_an_answer_is_the_exchanges_last_only_when_envoy_will_send_nothing_more() -> None:
+    """What the front records before it lets go (front.py): a local reply, headers that
+    pass the body unread, or anything once Envoy sent its last message; never a word
+    that only asks Envoy for time, which must go at once."""
+    messages = wire.Messages(_nothing())
+    refusal = wire.immediate_bytes(403, b"{}", "0" * 32, "denied")
+    assert messages.final(refusal)
+    assert messages.final(wire.PASS_RESPONSE_BODY)
+    assert not messages.final(wire.CONTINUE_RESPONSE_HEADERS)
+    assert not messages.final(wire.override_message_timeout(30))
+    messages.last = True
+    assert messages.final(wire.CONTINUE_RESPONSE_BODY)
+    assert not messages.final(wire.override_message_timeout(30))
+    assert wire.asks_time(wire.override_message_timeout(30))
+    assert not wire.asks_time(refusal)
+
+
+async def _nothing() -> AsyncIterator[ProcessingRequest]:
+    """An Envoy side that sends nothing (final() reads no message)."""
+    for message in ():
+        yield message

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from extproc.recording import Evidence, Recorder, spool
+from extproc.recording import Evidence, Recorder, journal, spool
 from extproc.recording import store as record_store
 from extproc.recording.chain import Signer
 from extproc.recording.verify import verify
 from extproc.recording.wire import decode, encode
-from extproc.store import connect
+from extproc.store import StoreError, connect
 from tests.recording.conftest import MASKER, evidence, settings, wait_until
 from tests.recording.test_writer import count
 
@@ -145,11 +145,12 @@ def write_locked(url: str) -> Iterator[None]:
 
 
 async def stopped_while_locked(url: str, signer: Signer, folder: Path, n: int,
-                               writer: str = "writer-a") -> Recorder:
+                               writer: str = "writer-a", durability: str = "process",
+                               ) -> Recorder:
     """A recorder that recorded one exchange, then `n` more while the store could not
     write, and was closed meanwhile (closing waits 0.3 s for the store)."""
-    recorder = Recorder(url, settings(spool_dir=folder, close_seconds=0.3, writer_id=writer),
-                        signer, MASKER)
+    recorder = Recorder(url, settings(spool_dir=folder, close_seconds=0.3, writer_id=writer,
+                                      durability=durability), signer, MASKER)
     recorder.start()
     recorder.admit()
     recorder.submit(exchange(0))
@@ -249,7 +250,60 @@ async def test_a_spool_that_cannot_be_written_is_an_error_naming_count_and_folde
         caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "file").write_text("a file, not a folder")
     folder = tmp_path / "file" / "spool"
-    await stopped_while_locked(sqlite_url, signer, folder, 2)
+    # Without a journal (which would not start there: below), only the log is left.
+    await stopped_while_locked(sqlite_url, signer, folder, 2, durability="off")
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("2 records could not be written before shutdown" in e
                and f"nor spooled to {folder}" in e for e in errors), errors
+
+
+def test_a_journal_that_cannot_be_made_keeps_tollgate_from_starting(
+        sqlite_url: str, signer: Signer, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file, not a folder")
+    folder = tmp_path / "file" / "spool"
+    recorder = Recorder(sqlite_url, settings(spool_dir=folder), signer, MASKER)
+    with pytest.raises(StoreError, match=r"the journal cannot be made in .*file/spool "
+                       r"\(recording.spool_dir; recording.durability 'process'\): "
+                       "Not a directory"):
+        recorder.start()
+
+
+async def test_a_record_both_spooled_and_journaled_is_written_once(
+        sqlite_url: str, signer: Signer, tmp_path: Path) -> None:
+    """A tree killed as it stopped leaves the same records in its stop's spool and in
+    its journal: the second copy is recognised by the record it came from."""
+    folder = tmp_path / "spool"
+    await stopped_while_locked(sqlite_url, signer, folder, 2)
+    (path,) = folder.glob("*.spool")
+    key = signer.derive(spool.KEY_PURPOSE)
+    dead = journal.Journal(folder / journal.FOLDER, "writer-a", key)
+    dead.open()
+    for record in spool.read(path, key).records:
+        dead.append(record.seq, b"e" + record.data)
+    dead.close(keep=True)
+    before = count(sqlite_url)
+    await started(sqlite_url, signer, folder, writer="writer-c").close()
+    assert count(sqlite_url) == before + 2
+    assert not list(folder.glob("*.spool"))
+    assert not list((folder / journal.FOLDER).iterdir())
+
+
+async def test_an_exchange_killed_in_flight_leaves_its_provisional_record(
+        sqlite_url: str, signer: Signer, tmp_path: Path) -> None:
+    """A request gone upstream, its process tree killed before the exchange ended: its
+    provisional (decision) record is written; one whose exchange has its own record
+    in the journal is not."""
+    folder = tmp_path / "spool"
+    key = signer.derive(spool.KEY_PURPOSE)
+    dead = journal.Journal(folder / journal.FOLDER, "writer-dead", key)
+    dead.open()
+    in_flight, ended = exchange(41), exchange(42)
+    dead.provisional(b"e" + encode(in_flight))
+    dead.provisional(b"e" + encode(ended))
+    dead.append(1, b"e" + encode(ended))
+    dead.close(keep=True)
+    await started(sqlite_url, signer, folder, writer="writer-new").close()
+    written = [r for r in rows(sqlite_url) if r.writer == "writer-new"]
+    assert sorted(r.trace_id for r in written) == sorted(
+        [in_flight.trace_id, ended.trace_id])
+    assert all(r.document()["spooled"] for r in written)

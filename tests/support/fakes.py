@@ -28,6 +28,7 @@ class MemoryRecorder:
         self.admitted: list[str | None] = []
         self.submitted: list[Evidence] = []
         self.committed: list[Evidence] = []
+        self.provisional_records: list[Evidence] = []
         # Told of each submitted evidence, as Recorder.observers are.
         self.observers: list[Callable[[Evidence], None]] = []
 
@@ -43,6 +44,9 @@ class MemoryRecorder:
 
     async def commit(self, evidence: Evidence, who: str | None = None) -> None:
         self.committed.append(evidence)
+
+    def provisional(self, evidence: Evidence) -> None:
+        self.provisional_records.append(evidence)
 
 
 def approval(status: str = "approved", grant: str = "once", **changes: Any) -> Approval:
