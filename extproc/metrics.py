@@ -111,6 +111,10 @@ APPROVALS_DECIDED = Counter(
 APPROVALS_ABANDONED = Counter(
     "tollgate_approvals_abandoned",
     "Approvals marked abandoned: the replica whose request waited on them stopped.")
+APPROVALS_WITHDRAWN = Counter(
+    "tollgate_approvals_withdrawn",
+    "Approvals withdrawn: their request stopped waiting (its client left, its stream "
+    "ended) before a decision, its client never told of them.")
 APPROVALS_PENDING = Gauge(
     "tollgate_approvals_pending",
     "Approvals waiting for a decision now, not expired (in the store: every replica "
@@ -309,6 +313,10 @@ def approval_created() -> None:
 
 def approvals_abandoned(count: int) -> None:
     APPROVALS_ABANDONED.inc(count)
+
+
+def approval_withdrawn() -> None:
+    APPROVALS_WITHDRAWN.inc()
 
 
 def approval_decided(approved: bool) -> None:

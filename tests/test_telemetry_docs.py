@@ -295,9 +295,13 @@ class Approvers:
 
 
 async def waiting_on(envoy: Envoy, path: str) -> Approval:
-    """The pending approval of the held request to `path`, as an approver lists it."""
-    (found,) = [a for a in await envoy.approvals.list("pending") if a.request["path"] == path]
-    return found
+    """The pending approval of the held request to `path`, as an approver lists it, once
+    it is asked (Envoy is told to wait before it is)."""
+    while not (found := [a for a in await envoy.approvals.list("pending")
+                         if a.request["path"] == path]):
+        await asyncio.sleep(0.01)
+    (approval,) = found
+    return approval
 
 
 async def decide_by_api(envoy: Envoy, approval: Approval, verb: str, approver: str,
@@ -332,11 +336,13 @@ async def hold_approved(envoy: Envoy) -> None:
 
 async def approved_retry(envoy: Envoy) -> None:
     """The request of `hold`, approved through the admin API after its hold ended, then
-    sent again by the agent: it passes on that grant at once."""
+    sent again by the agent: it passes on that grant at once (Envoy told to wait first,
+    before the grant is looked for)."""
     approval = await waiting_on(envoy, "/payouts/7")
     assert await decide_by_api(envoy, approval, "approve", "dana", "payout 7 checked") == 200
     await envoy.send(request("POST", "/payouts/7", "web"))
-    assert (await envoy.send(body({"amount": 120}))).WhichOneof("response") == "request_body"
+    assert (await envoy.send(body({"amount": 120}))).HasField("override_message_timeout")
+    assert (await envoy.read()).WhichOneof("response") == "request_body"
     await envoy.send(upstream_headers({":status": "200"}, True))
     await envoy.closed()
 
@@ -1344,7 +1350,8 @@ def test_a_retry_of_an_approved_request_passes_on_its_grant_without_waiting(
     emitted: dict[str, Exchange],
 ) -> None:
     exchange, held = emitted["approved-retry"], emitted["hold"]
-    assert all(not r.HasField("override_message_timeout") for r in exchange.replies)
+    # Envoy is told to wait before any grant is looked for; the grant then lets it on.
+    assert [r.WhichOneof("response") for r in exchange.replies][1:3] == [None, "request_body"]
     (used,) = approval_events(exchange.span)
     assert "tollgate.approval.hold_seconds" not in used
     assert used["tollgate.approval.id"] == held.span.attributes["tollgate.approval.id"]

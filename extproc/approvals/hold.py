@@ -1,16 +1,24 @@
 """What the exchange pipeline does with a request the policy holds: find a grant that lets it
 through, or ask for one (once per request: a retry while pending waits on the same
 approval), telling approvers what exactly they are asked to approve.
+
+A hold exists while its client waits on it, and past that only once the client was told
+of it: a request that stops waiting before the decision (its client gone, its stream
+reset, Envoy's own timeout) withdraws its approval (`left`), so no approver grants a retry
+its client never knew was held.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from extproc.approvals.model import Approval, ApprovalError, RawBody, approve_url, fingerprint
 from extproc.approvals.notify import Tells
-from extproc.approvals.store import ApprovalStore
+from extproc.approvals.store import WITHDRAWN, ApprovalStore
 from extproc.codecs.message import SHELL_LINE, is_json
 from extproc.codecs.refusal import refusal_of
 from extproc.config import Approvals
@@ -21,10 +29,22 @@ from extproc.masking.record_mask import RECORD_MASK
 from extproc.policy import Decision
 from extproc.policy.decision import DEFAULT_HOLD_SECONDS
 from extproc.recording.record import Evidence
+from extproc.store import StoreError
+
+log = logging.getLogger("tollgate.approvals")
 
 # What approvers see of a request body (masked): enough to judge, not a copy.
 _EXCERPT_CHARS = 4096
 _SUMMARY_CHARS = 1000
+# A hold its front ends on purpose, having told its client that the approval stays
+# pending (a MySQL KILL QUERY): the message its task is cancelled with. That approval
+# outlives the hold, for the retry its client was told it may send.
+INTERRUPTED = "tollgate: the hold is interrupted, and its client told"
+
+
+def interrupted(stopped: BaseException) -> bool:
+    """Whether a hold ended by `stopped` was interrupted with its client told."""
+    return isinstance(stopped, asyncio.CancelledError) and stopped.args[:1] == (INTERRUPTED,)
 
 
 class Holds:
@@ -51,7 +71,47 @@ class Holds:
     async def ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
         """The approval this request waits for: the one a retry of it already waits for,
         or a new one (approvers are notified); none beyond `max_pending_per_identity`
-        (Refusal 429: the agent waits for some to be decided)."""
+        (Refusal 429: the agent waits for some to be decided). Cancelled meanwhile (its
+        client gone), the asking still ends (a store's statement runs on regardless),
+        and what it asked for is let go of as `left` says."""
+        asking = asyncio.ensure_future(self._ask(bound, decision, evidence))
+        try:
+            return await asyncio.shield(asking)
+        except asyncio.CancelledError as stopped:
+            await asyncio.shield(self._left_once_asked(asking, interrupted(stopped)))
+            raise
+
+    async def _left_once_asked(self, asking: asyncio.Future[Approval], told: bool) -> None:
+        with contextlib.suppress(Exception):  # nothing asked: nothing to let go of
+            await self._left(await asking, told)
+
+    async def left(self, approval: Approval, stopped: BaseException) -> Approval:
+        """The request stopped waiting on `approval` before the decision reached it
+        (`stopped`: why). Interrupted with its client told, the approval stays for that
+        client's retry; else its client never learnt of it, and it is withdrawn (unless
+        another request still waits on it here, or a client was told of it before). The
+        approval as it then stands; the store's work runs to its end even if the caller
+        is cancelled again, and a store that cannot answer leaves it as it was."""
+        return await asyncio.shield(self._left(approval, interrupted(stopped)))
+
+    async def _left(self, approval: Approval, told: bool) -> Approval:
+        try:
+            found = await (self.store.told(approval.id) if told
+                           else self.store.withdraw(approval.id))
+        except StoreError as exc:  # its lease lapses; it stays pending until it expires
+            log.error("approval %s: its request (trace %s) stopped waiting, and the store "
+                      "could not say so: %s", approval.id, approval.trace_id, exc)
+            return approval
+        if found is not None and not told:
+            log.info("approval %s withdrawn: its request (trace %s) stopped waiting before "
+                     "it was decided", approval.id, approval.trace_id)
+        return found or approval
+
+    def withdrawn(self, approval: Approval) -> bool:
+        """Whether `approval` was withdrawn (its waiter, or another request's, left)."""
+        return approval.state() == "abandoned" and approval.reason == WITHDRAWN
+
+    async def _ask(self, bound: str, decision: Decision, evidence: Evidence) -> Approval:
         requester = requester_of(evidence.identity)
         waiting = await self.store.pending_for(bound, requester)
         if waiting is not None:
@@ -104,6 +164,8 @@ class Holds:
         stands, and whether it lets this request through. Retries of one request may wait
         on one `once` approval: the first to take it passes, once."""
         approval = await self.store.wait(approval.id, seconds)
+        if approval.state() == "pending":  # undecided: its client is told so, by its refusal
+            return await self.store.told(approval.id) or approval, False
         if approval.state() != "approved":
             return approval, False
         if approval.grant_mode != "once":

@@ -36,7 +36,8 @@ class Approval:
     reasons: tuple[str, ...]
     grant_mode: str  # once | window
     grant_minutes: int | None
-    # pending | approved | denied | used | abandoned (expired is read from expires_us)
+    # pending | approved | denied | used | abandoned (its waiter's replica died, or its
+    # waiter left before anyone decided: `reason` says which) | expired (read from expires_us)
     status: str
     created_us: int
     expires_us: int
@@ -56,6 +57,9 @@ class Approval:
     # who has so far (it stays pending until they are as many; one denial denies it).
     approvals_needed: int = 1
     approved_by: tuple[str, ...] = ()
+    # When a client was first answered with it pending (its hold ended undecided): from
+    # then it outlives its waiters, for the retry that client was told to send.
+    told_us: int | None = None
 
     def waiting(self, now_us: int | None = None) -> bool:
         """Whether a request waits on it now: its waiter renewed the lease in time (a

@@ -11,6 +11,11 @@ renews, each time, the approval's waiting lease (`waiting_until_us`), so approve
 whether a request still waits on it: a client that left, or a replica that died, stops
 renewing it, and two polls later nobody is shown waiting.
 
+An approval lasts beyond its waiters only once a client was told of it (`told`: its hold
+ended undecided, and the refusal named it). A waiter that leaves before that (its client
+gone, its stream reset, Envoy's own timeout) withdraws it (`withdraw`): a grant must never
+let through a retry whose client never knew its request was held.
+
 What else shows approvals (the Slack messages, approvals/slack/) hears of every change
 through `watchers`: a decision, an abandonment, a waiter letting go, made by this process
 or any other sharing the store (the same words that wake waiters).
@@ -46,7 +51,7 @@ _COLUMNS = (
     "approvers", "rules", "reasons", "grant_mode", "grant_minutes", "status", "created_us",
     "expires_us", "trace_id", "span_id", "held_by", "decided_by", "decided_us", "reason",
     "grant_until_us", "used_us", "used_trace_id", "notified", "hold_until_us",
-    "waiting_until_us", "approvals_needed", "approved_by",
+    "waiting_until_us", "approvals_needed", "approved_by", "told_us",
 )
 _JSON = frozenset({"identity", "request", "notified"})
 _LISTS = frozenset({"approvers", "rules", "reasons", "approved_by"})
@@ -55,6 +60,10 @@ _QUORUM_TRIES = 5
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM approvals"
 ABANDONED = ("the replica holding its request stopped without answering it: nobody waits "
              "on it, and a retry of the request asks anew")
+WITHDRAWN = ("withdrawn: its request stopped waiting before it was decided (its client "
+             "left, or its connection or stream ended, Envoy's own timeout included), and "
+             "its client was never told it was held: nobody waits on it, and a retry of "
+             "the request asks anew")
 
 
 # Open windows of one requester on one target looked at for a held request, newest end
@@ -243,6 +252,38 @@ class ApprovalStore:
         for row in rows:
             await self._tell(row[0])
         return [_approval(row) for row in rows]
+
+    async def told(self, approval_id: str) -> Approval | None:
+        """A client was answered with it pending (its hold ended undecided, or was
+        interrupted): from now on it outlives its waiters, for the retry that client may
+        send (None: it is no longer pending)."""
+        rows = await self._store.execute(
+            f"UPDATE approvals SET told_us = COALESCE(told_us, ?) WHERE id = ? "
+            f"AND status = 'pending' RETURNING {', '.join(_COLUMNS)}", (now(), approval_id))
+        return _approval(rows[0]) if rows else None
+
+    async def withdraw(self, approval_id: str) -> Approval | None:
+        """Its request stopped waiting before the decision reached it, and no client was
+        ever told of it: marked `abandoned` (WITHDRAWN says why), so that approving it
+        grants nothing and a retry of the request asks anew. A `once` grant approved as
+        its waiter left, and not used, goes too: nobody it was meant for will send the
+        retry it would let through. None: it stands as it was (another request still
+        waits on it in this process, a client was told of it, or it was decided
+        otherwise). One conditional UPDATE: a decision racing it either lands first, and
+        is withdrawn with it if it grants one request, or finds it no longer pending."""
+        if self._events.get(approval_id):
+            return None
+        at = now()
+        rows = await self._store.execute(
+            f"UPDATE approvals SET status = 'abandoned', decided_us = ?, reason = ?, "
+            f"waiting_until_us = NULL WHERE id = ? AND told_us IS NULL AND expires_us > ? "
+            f"AND (status = 'pending' OR (status = 'approved' AND grant_mode = 'once')) "
+            f"RETURNING {', '.join(_COLUMNS)}", (at, WITHDRAWN, approval_id, at))
+        if not rows:
+            return None
+        metrics.approval_withdrawn()
+        await self._tell(approval_id)
+        return _approval(rows[0])
 
     def stop_waiting(self) -> None:
         """Shutdown: held requests stop waiting and are answered with their approval as

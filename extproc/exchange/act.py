@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.trace import Status, StatusCode
 
 from extproc import ledger
+from extproc.approvals.hold import INTERRUPTED
 from extproc.codecs.refusal import OverLimit, Refusal, Unavailable
 from extproc.exchange.recorded import Admission
 from extproc.recording import RecordingQuota, RecordingUnavailable
@@ -48,6 +49,10 @@ log = logging.getLogger("tollgate.exchange")
 
 # The method of a database session's login act.
 LOGIN = "CONNECT"
+# What a front cancels a hold's task with when it ends the hold on purpose, its client
+# told that the approval stays pending (a MySQL KILL QUERY): that approval is kept for
+# the client's retry. Any other end of a hold before its decision withdraws it.
+HOLD_INTERRUPTED = INTERRUPTED
 
 
 class Act:
@@ -113,6 +118,10 @@ class Act:
     async def decide(self, phase: str = "request") -> Decision:
         """The policy's decision for the request, or for the answer (`phase`)."""
         return await self._pipeline.decide(self.exchange, phase)
+
+    def hold_seconds(self, decision: Decision) -> int:
+        """The longest `decision`'s hold waits (Pipeline.hold_seconds)."""
+        return self._pipeline.hold_seconds(decision)
 
     def hold(self, decision: Decision) -> AsyncIterator[int]:
         """Wait for a human (Pipeline.hold): yields how long, for the front to tell its

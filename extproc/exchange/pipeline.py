@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from extproc import ledger
 from extproc.activity.administrative import administrative
 from extproc.approvals.hold import bound_to
-from extproc.approvals.model import denial
+from extproc.approvals.model import Approval, denial
 from extproc.codecs.refusal import Refusal, Refused, Unavailable
 from extproc.config import Config, Target
 from extproc.credentials import Injection
@@ -281,39 +281,51 @@ class Pipeline:
             self._alerts.raise_soon(exchange, POLICY_ERROR.rules[0], "critical",
                                     f"policy error{in_rule} {where}: {exc}")
 
+    def hold_seconds(self, held: Decision) -> int:
+        """The longest a request `held` waits: what a front asks its peer to wait for
+        before the hold begins (Envoy's ext_proc: before anything the hold does can be
+        slow, so that its own 2 s message_timeout never cuts a hold short)."""
+        return self._holds.seconds(held)
+
     async def hold(self, exchange: Exchange, held: Decision) -> AsyncIterator[int]:
         """Wait for a human: pass on a grant that covers this request, else wait on its
         approval up to `hold_seconds`, first yielding how long, for the front to tell its
         peer to wait as long. Ends with the settled decision as `exchange.decision`: an
-        allow on approval; else a refusal naming the approval (raised as Refusal)."""
+        allow on approval; else a refusal naming the approval (raised as Refusal).
+
+        A hold that ends before its decision reaches it (its client gone, a failure)
+        withdraws its approval (Holds.left), unless its front interrupted it having told
+        its client. Should an identical request's client leave and so withdraw the
+        approval this one still waits on (in another process), this one asks anew, for
+        what is left of its wait, yielding that."""
         holds = self._holds
         bound = bound_to(exchange.evidence)
         try:
             approval = await holds.granted(bound, held, exchange.evidence)
             via, passes = "grant", approval is not None
             if approval is None:
-                approval = await holds.ask(bound, held, exchange.evidence)
                 via, seconds = "hold", holds.seconds(held)
-                exchange.approval_event(approval, via, seconds)
-                # Held is recorded as held, durably, before the wait: should this replica
-                # die while it waits, the record still shows the request and its approval.
-                # Not charged to the identity's share of the queue: its exchange's place
-                # is taken already, and the approvals it may have pending are bounded.
-                await self.recorder.commit(exchange.strict_record())
-                yield seconds
-                live = exchange.live
-                if live is not None:
-                    live.holds += 1
-                try:
-                    settled = await _while_here(
-                        holds.settle(approval, seconds, exchange.trace_id), exchange.gone)
-                except (asyncio.CancelledError, ClientLeft):  # the wait ends with its client
-                    exchange.outcome["tollgate.outcome"] = CLIENT_LEFT
-                    raise
-                finally:
-                    if live is not None:
-                        live.holds -= 1
-                approval, passes = settled
+                until = time.monotonic() + seconds
+                while True:
+                    approval = await holds.ask(bound, held, exchange.evidence)
+                    try:
+                        exchange.approval_event(approval, via, seconds)
+                        # Held is recorded as held, durably, before the wait: should this
+                        # replica die while it waits, the record still shows the request
+                        # and its approval. Not charged to the identity's share of the
+                        # queue: its exchange's place is taken already, and the approvals
+                        # it may have pending are bounded.
+                        await self.recorder.commit(exchange.strict_record())
+                        yield seconds
+                        approval, passes = await self._waited(exchange, approval, seconds)
+                    except BaseException as stopped:  # nobody is told of it: withdrawn
+                        if isinstance(stopped, (asyncio.CancelledError, ClientLeft)):
+                            exchange.outcome["tollgate.outcome"] = CLIENT_LEFT
+                        exchange.approval_event(await holds.left(approval, stopped), via)
+                        raise
+                    seconds = int(until - time.monotonic())
+                    if passes or not holds.withdrawn(approval) or seconds < 1:
+                        break
         except StoreError as exc:
             raise Unavailable(503, "approvals_unavailable", "this request needs an approval, "
                            f"and the approvals store cannot answer: {exc}") from None
@@ -321,6 +333,20 @@ class Pipeline:
         if not passes:
             raise approval_refusal(approval, holds.approve_url(approval))
         exchange.approved(approval)
+
+    async def _waited(self, exchange: Exchange, approval: Approval,
+                      seconds: int) -> tuple[Approval, bool]:
+        """The wait on `approval` (Holds.settle), ClientLeft when the client's connection
+        goes first; counted on the exchange's live session while it lasts."""
+        live = exchange.live
+        if live is not None:
+            live.holds += 1
+        try:
+            return await _while_here(
+                self._holds.settle(approval, seconds, exchange.trace_id), exchange.gone)
+        finally:
+            if live is not None:
+                live.holds -= 1
 
     async def forward(self, exchange: Exchange, ends_first: bool = False) -> Injection:
         """An allowed request goes upstream: with the target's credential, never the

@@ -65,6 +65,15 @@ class Holds(Protocol):
         """Wait for `approval` to be decided; it as it then stands, and whether it passes."""
         ...
 
+    async def left(self, approval: Approval, stopped: BaseException) -> Approval:
+        """The request stopped waiting on `approval` before its decision (`stopped`:
+        why): withdrawn unless its client was told of it; it as it then stands."""
+        ...
+
+    def withdrawn(self, approval: Approval) -> bool:
+        """Whether `approval` was withdrawn, its waiter having left."""
+        ...
+
     def approve_url(self, approval: Approval) -> str | None:
         """Where an approver decides it."""
         ...

@@ -195,8 +195,13 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         refused: Answer | None = None
         try:
             if decision.action == "hold":  # waits here for a human (or a grant)
-                async for seconds in act.hold(decision):
-                    yield wire.override_message_timeout(seconds + _HOLD_MARGIN)
+                # Envoy is asked for the hold's time first, as for OCR: finding a grant,
+                # asking and recording the hold all wait on stores, and under load they
+                # outlast its 2 s message_timeout, whose 504 would end a hold its client
+                # was never told of. A request a grant lets through costs one more word.
+                yield wire.override_message_timeout(act.hold_seconds(decision) + _HOLD_MARGIN)
+                async for _ in act.hold(decision):
+                    pass  # Envoy waits as long as the hold's first word asked
         except Refusal as bad:  # the hold's refusal: not approved (in time)
             refused = exchange.refuse(bad)
         if refused is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from extproc.codecs.refusal import Refused, Unavailable
+from extproc.exchange.act import HOLD_INTERRUPTED
 from extproc.exchange.cancels import SENT
 from extproc.mysql.kills import Kill, Victim, read_kill
 from extproc.mysql.refusals import NO_DATABASE
@@ -110,7 +111,7 @@ class Kills:
                            "statements")
         what = "statement" if query else "connection"
         if state.hold is not None and not state.hold.done():
-            state.hold.cancel()
+            state.hold.cancel(HOLD_INTERRUPTED)  # its client is told: the approval stays
             done = f"connection {connection_id}: its statement held for approval " \
                    "refused as interrupted"
         elif state.upstream is not None and state.bound.target is not None:

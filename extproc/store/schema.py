@@ -194,6 +194,13 @@ MIGRATIONS: dict[str, list[list[Statement]]] = {
             "ALTER TABLE approvals ADD COLUMN approvals_needed INTEGER NOT NULL DEFAULT 1",
             "ALTER TABLE approvals ADD COLUMN approved_by TEXT NOT NULL DEFAULT '[]'",
         ],
+        [
+            # When a client was first answered with it still pending (its hold ended
+            # undecided, or was interrupted): from then a retry may wait on it or pass
+            # on it. NULL: no client was told of it, so a waiter that leaves withdraws
+            # it (approvals/store.py).
+            "ALTER TABLE approvals ADD COLUMN told_us BIGINT",
+        ],
     ],
     "policy": [
         [

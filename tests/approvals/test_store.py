@@ -640,12 +640,12 @@ async def test_replicas_starting_together_on_a_new_database_all_open(pg_url: str
 
 async def test_an_approval_asked_before_the_hold_was_stored_reads_without_it(
         store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A store three steps behind (no `hold_until_us`, no waiting lease, no quorum) with a
-    pending approval, as an older tollgate wrote it: opened by this one, it gains the
-    columns, the old approval reads as waiting on nothing known and needing one approver,
-    and a new one keeps its hold."""
+    """A store four steps behind (no `hold_until_us`, no waiting lease, no quorum, no
+    client told) with a pending approval, as an older tollgate wrote it: opened by this
+    one, it gains the columns, the old approval reads as waiting on nothing known, needing
+    one approver and told to nobody, and a new one keeps its hold."""
     with monkeypatch.context() as older:
-        older.setitem(MIGRATIONS, "approvals", MIGRATIONS["approvals"][:-3])
+        older.setitem(MIGRATIONS, "approvals", MIGRATIONS["approvals"][:-4])
         connection = connect(store_url)
     try:
         assert "hold_until_us" not in columns(store_url)
@@ -661,7 +661,7 @@ async def test_an_approval_asked_before_the_hold_was_stored_reads_without_it(
     async with opened(store_url) as store:
         old = await store.get("ap-old")
         assert (old.state(), old.hold_until_us, old.waiting()) == ("pending", None, False)
-        assert (old.approvals_needed, old.approved_by) == (1, ())
+        assert (old.approvals_needed, old.approved_by, old.told_us) == (1, (), None)
         new = await create(store, fingerprint="new", hold_seconds=5)
         assert (await store.get(new.id)).hold_until_us == new.created_us + 5_000_000
     assert "hold_until_us" in columns(store_url)

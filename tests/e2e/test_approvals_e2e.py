@@ -129,7 +129,8 @@ def pending_for(gw: Gateway, sql: str, timeout: float = 15, replica: int = 0
 
 def left_while_held(gw: Gateway, approval_id: str, token: str) -> dict[str, Any]:
     """The approval, once the client of the request held on it has left: answered as
-    left (its exchange's record), nobody waiting on it, still pending (a retry asks)."""
+    left (its exchange's record), nobody waiting on it, withdrawn (its client never knew
+    it was held: approving it grants nothing, a retry asks anew)."""
 
     def shown() -> dict[str, Any]:
         status, answer = api(gw, "GET", f"/approvals/{approval_id}", token)
@@ -139,7 +140,8 @@ def left_while_held(gw: Gateway, approval_id: str, token: str) -> dict[str, Any]
     stack.wait_until(lambda: bool((shown()["wait"]["answered"] or {}).get("client_left")),
                      10, "the held request's end as its client left")
     found = shown()
-    assert (found["wait"]["waiting"], found["status"]) == (False, "pending"), found
+    assert (found["wait"]["waiting"], found["status"]) == (False, "abandoned"), found
+    assert found["reason"].startswith("withdrawn: "), found
     return found
 
 

@@ -3,9 +3,9 @@
 Through a real Envoy-less SSH front (tollgate's own, as the quickstart runs it) to a real
 sshd: an agent's held line or command whose connection drops while it waits stops
 waiting at once. The approval shows nobody waiting (its lease cleared, not left to
-lapse), the exchange's record says its client left, the approvals API and CLI say so,
-and a grant given afterwards for a shell's line is never used by another session, whose
-shell state (its folder, its variables) the approver never saw.
+lapse) and is withdrawn (its client never knew it was held: nobody may grant it), the
+exchange's record says its client left, the approvals API and CLI say so, and the same
+line typed in another session is held anew.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _left(gw: Gateway, approval: dict[str, Any]) -> dict[str, Any]:
     return _shown(gw, approval["id"])
 
 
-async def test_a_shell_line_held_when_its_client_leaves_ends_and_binds_its_grant(
+async def test_a_shell_line_held_when_its_client_leaves_ends_and_withdraws_its_approval(
         gw: Gateway, host: Sshd) -> None:
     marker = host.home / "shell-grant.txt"
     line = f"sudo -n true 2>/dev/null; echo granted > {marker}"
@@ -72,13 +72,14 @@ async def test_a_shell_line_held_when_its_client_leaves_ends_and_binds_its_grant
     assert (await asyncio.to_thread(_shown, gw, approval["id"]))["wait"]["waiting"] is True
     conn.abort()  # the agent's process is killed: no channel close, no word
     shown = await asyncio.to_thread(_left, gw, approval)
-    assert shown["wait"]["waiting"] is False and shown["status"] == "pending"
+    assert shown["wait"]["waiting"] is False and shown["status"] == "abandoned"
     (record,) = [r for r in gw.records("exchange") if r["trace_id"] == approval["trace_id"]]
     assert _client_left(record), record["outcome"]
-    status, decided = await asyncio.to_thread(
+    # Its client never knew it was held: withdrawn, nobody may grant it.
+    status, refused = await asyncio.to_thread(
         api, gw, "POST", f"/approvals/{approval['id']}/approve", OPS, {"reason": "ok"})
-    assert status == 200 and decided["effect"].startswith("no request waits on it now")
-    # Another shell typing the same line is held anew: the grant was its session's.
+    assert (status, refused["error"]) == (409, "not_pending"), refused
+    # Another shell typing the same line is held anew.
     async with connect(gw) as other:
         again = await other.create_process(term_type="xterm", encoding=None)
         again.stdin.write(f"{line}\r".encode())
@@ -92,7 +93,7 @@ async def test_a_shell_line_held_when_its_client_leaves_ends_and_binds_its_grant
         again.stdin.write(b"exit 0\r")
         await again.wait_closed()
     assert not marker.exists()
-    assert _shown(gw, approval["id"])["status"] == "approved"  # granted, never used
+    assert _shown(gw, approval["id"])["status"] == "abandoned"
 
 
 async def test_a_command_held_when_its_client_leaves_is_recorded_as_left(
@@ -104,6 +105,6 @@ async def test_a_command_held_when_its_client_leaves_is_recorded_as_left(
     approval = await asyncio.to_thread(_pending, gw, command)
     conn.abort()
     shown = await asyncio.to_thread(_left, gw, approval)
-    assert shown["wait"]["waiting"] is False
+    assert shown["wait"]["waiting"] is False and shown["status"] == "abandoned"
     (record,) = [r for r in gw.records("exchange") if r["trace_id"] == approval["trace_id"]]
     assert _client_left(record), record["outcome"]

@@ -32,6 +32,8 @@ from google.protobuf.struct_pb2 import Struct
 from extproc import config
 from extproc.approvals import ApprovalStore
 from extproc.approvals.hold import Holds
+from extproc.approvals.model import Approval
+from extproc.approvals.store import WITHDRAWN
 from extproc.credentials import CredentialStore
 from extproc.exchange.pipeline import Pipeline
 from extproc.http.front import ExtProcServicer
@@ -393,11 +395,18 @@ def delete(path: str = "/rows") -> ProcessingRequest:
     return headers({":method": "DELETE", ":path": path}, True)
 
 
+async def asked(approvals: ApprovalStore) -> list[Approval]:
+    """The pending approvals, once there is one: Envoy is told to wait before anything
+    is asked."""
+    while not (pending := await approvals.list("pending")):
+        await asyncio.sleep(0.01)
+    return pending
+
+
 async def approve_when_asked(approvals: ApprovalStore, approve: bool = True,
                              by: str = "dana") -> None:
     """Play the approver: wait for the request to be pending, then decide it."""
-    while not (pending := await approvals.list("pending")):
-        await asyncio.sleep(0.01)
+    pending = await asked(approvals)
     await approvals.decide(pending[0].id, by, ["dba"], approve, "looked at it")
 
 
@@ -459,8 +468,10 @@ def test_an_approval_lets_the_same_request_through_once_and_no_other() -> None:
         _, answer = immediate_json(await stream.read())  # timed out: pending
         await stream.approvals.decide(answer["approval_id"], "dana", ["dba"], True, None)
         again = stream.another()
-        passed = await again.send(delete("/rows/1"))  # the same request: passes at once
-        assert passed.WhichOneof("response") == "request_headers"
+        # The same request: Envoy is told to wait before a grant is looked for (the
+        # store may be slow), then it passes at once.
+        assert (await again.send(delete("/rows/1"))).HasField("override_message_timeout")
+        assert (await again.read()).WhichOneof("response") == "request_headers"
         other = stream.another()
         assert (await other.send(delete("/rows/2"))).HasField("override_message_timeout")
         _, refused = immediate_json(await other.read())
@@ -483,9 +494,10 @@ def test_a_window_grant_lets_the_identitys_held_requests_through_until_it_ends()
         assert (await stream.read()).WhichOneof("response") == "request_headers"
         await approver
         for path in ("/b", "/c"):  # other requests, same identity and target: no wait
-            reply = await stream.another().send(headers({":method": "PATCH", ":path": path},
-                                                        True))
-            assert reply.WhichOneof("response") == "request_headers"
+            other = stream.another()
+            waiting = await other.send(headers({":method": "PATCH", ":path": path}, True))
+            assert waiting.HasField("override_message_timeout")
+            assert (await other.read()).WhichOneof("response") == "request_headers"
 
     run(scenario, HOLDING)
 
@@ -494,8 +506,12 @@ def test_two_retries_waiting_on_one_once_approval_let_one_request_through() -> N
     async def scenario(stream: Stream) -> None:
         second = stream.another()
         assert (await stream.send(delete())).HasField("override_message_timeout")
+        (pending,) = await asked(stream.approvals)
         assert (await second.send(delete())).HasField("override_message_timeout")
-        (pending,) = await stream.approvals.list("pending")  # one approval for both
+        # One approval for both: decided once both wait on it.
+        while len(stream.approvals._events.get(pending.id, ())) < 2:
+            await asyncio.sleep(0.01)
+        assert [a.id for a in await stream.approvals.list("pending")] == [pending.id]
         await stream.approvals.decide(pending.id, "dana", ["dba"], True, None)
         answers = [await stream.read(), await second.read()]
         passed = [a for a in answers if a.WhichOneof("response") == "request_headers"]
@@ -509,6 +525,28 @@ def test_two_retries_waiting_on_one_once_approval_let_one_request_through() -> N
 
     records = run(scenario, HOLDING)
     assert sorted(r["outcome"]["action"] for r in records) == ["allow", "hold"]
+
+
+def test_a_wait_whose_approval_another_process_withdrew_asks_anew() -> None:
+    """An identical request waiting on the same approval in another worker left, and
+    withdrew it there: this one, still waiting, asks anew for the rest of its wait, and
+    passes once that approval is given."""
+    policy = HOLDING.replace('"hold_seconds": 1,', '"hold_seconds": 20,', 1)
+
+    async def scenario(stream: Stream) -> None:
+        assert (await stream.send(delete())).HasField("override_message_timeout")
+        (first,) = await asked(stream.approvals)
+        # What the other worker's withdrawal writes; this waiter finds it at its next poll.
+        await stream.approvals.store.execute(
+            "UPDATE approvals SET status = 'abandoned', reason = ? WHERE id = ?",
+            (WITHDRAWN, first.id))
+        (fresh,) = await asyncio.wait_for(asked(stream.approvals), 10)
+        assert fresh.id != first.id
+        await stream.approvals.decide(fresh.id, "dana", ["dba"], True, None)
+        assert (await stream.read()).WhichOneof("response") == "request_headers"
+
+    (record,) = run(scenario, policy)
+    assert (record["approval"]["status"], record["outcome"]["action"]) == ("used", "allow")
 
 
 def test_a_hold_whose_mask_cannot_be_applied_is_refused_without_asking_anyone() -> None:
@@ -529,7 +567,8 @@ def test_a_hold_whose_mask_cannot_be_applied_is_refused_without_asking_anyone() 
 def test_an_approvals_store_that_cannot_answer_refuses_the_hold_503() -> None:
     async def scenario(stream: Stream) -> None:
         await stream.approvals._store.execute("ALTER TABLE approvals RENAME TO gone")
-        status, answer = immediate_json(await stream.send(delete()))
+        assert (await stream.send(delete())).HasField("override_message_timeout")
+        status, answer = immediate_json(await stream.read())
         assert (status, answer["error"]) == (503, "approvals_unavailable")
         assert "approvals store cannot answer" in answer["message"]
 

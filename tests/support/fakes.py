@@ -69,6 +69,7 @@ class MemoryHolds:
                  settled: Approval | None = None) -> None:
         self._granted, self._settled = granted, settled
         self.asked: list[Decision] = []
+        self.left_with: list[Approval] = []  # the approvals waits stopped on undecided
 
     def seconds(self, decision: Decision) -> int:
         return decision.hold_seconds or 300
@@ -85,6 +86,13 @@ class MemoryHolds:
                      trace_id: str) -> tuple[Approval, bool]:
         settled = self._settled or pending
         return settled, settled.state() in ("approved", "used")  # used: taken by this one
+
+    async def left(self, pending: Approval, stopped: BaseException) -> Approval:
+        self.left_with.append(pending)
+        return pending
+
+    def withdrawn(self, pending: Approval) -> bool:
+        return False
 
     def approve_url(self, pending: Approval) -> str | None:
         return f"http://approvals.test/approvals/{pending.id}"
