@@ -19,9 +19,7 @@ def write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool = False
     fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o600)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fchmod(fd, mode)
             os.fsync(fd)
         finally:
@@ -32,3 +30,19 @@ def write(path: Path, data: bytes, *, mode: int = 0o600, exclusive: bool = False
             os.replace(fresh, path)
     finally:
         fresh.unlink(missing_ok=True)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of `data` to `fd`, however many writes it takes; raises OSError."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def sync_folder(folder: Path) -> None:
+    """A file made, renamed or deleted in `folder`, made durable. Raises OSError."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -47,6 +47,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extproc.codecs.private_file import sync_folder, write_all
+
 log = logging.getLogger("tollgate.recording")
 
 FOLDER = "journal"  # under the spool folder
@@ -137,7 +139,7 @@ class Journal:
 
     def _frame(self, segment: _Segment, seq: int, data: bytes) -> None:
         frame = _FRAME.pack(len(data), seq & 0xFFFF_FFFF_FFFF_FFFF) + data
-        _write_all(segment.fd, frame + hmac.digest(self.key, frame, hashlib.sha256))
+        write_all(segment.fd, frame + hmac.digest(self.key, frame, hashlib.sha256))
         if self.sync:
             os.fdatasync(segment.fd)
 
@@ -180,10 +182,10 @@ class Journal:
         path = self.folder / f"{self.name}.{self._number:06d}{_SEGMENT}"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
                      0o600)
-        _write_all(fd, self._header)
+        write_all(fd, self._header)
         if self.sync:
             os.fsync(fd)
-            _sync_folder(self.folder)
+            sync_folder(self.folder)
         self._segments.append(_Segment(path, fd, self._number))
 
 
@@ -246,7 +248,7 @@ def forget(folder: Path, orphan: Orphan) -> None:
             path.unlink()
     with contextlib.suppress(FileNotFoundError):
         (folder / f"{orphan.name}{_LOCK}").unlink()
-    _sync_folder(folder)
+    sync_folder(folder)
     release(orphan)
 
 
@@ -293,17 +295,3 @@ def _read(folder: Path, name: str, key: bytes) -> Orphan:
             entries.append(Entry(seq, frame[_FRAME.size:]))
             pos = stop + _MAC_BYTES
     return Orphan(name, writer, entries, segments, damaged)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -40,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from extproc.codecs.private_file import sync_folder, write_all
 from extproc.recording import journal, store
 from extproc.recording.record import Evidence, started_us
 from extproc.recording.wire import decode
@@ -106,15 +107,13 @@ def write(folder: Path, records: list[Spooled], reason: str, key: bytes) -> Path
     temporary = folder / f".{name}{_TEMPORARY}"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, content)
         os.fsync(fd)
     finally:
         os.close(fd)
     path = folder / name
     os.rename(temporary, path)
-    _sync_folder(folder)
+    sync_folder(folder)
     return path
 
 
@@ -209,7 +208,7 @@ def _journaled(orphan: journal.Orphan) -> list[Spooled]:
 def remove(spooled: SpoolFile) -> None:
     """A spool file whose records are all in the store, deleted (durably)."""
     spooled.path.unlink()
-    _sync_folder(spooled.path.parent)
+    sync_folder(spooled.path.parent)
 
 
 def marker(spooled: SpoolFile, index: int, written_us: int) -> dict[str, Any]:
@@ -259,19 +258,10 @@ def _aside(path: Path, why: str) -> None:
     aside = path.with_name(path.name.lstrip(".") + _ASIDE)
     try:
         os.rename(path, aside)
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
     except OSError as exc:
         log.error("recording: spool file %s cannot be trusted (%s), nor moved aside: %s; "
                   "it is skipped", path, why, exc.strerror)
         return
     log.error("recording: spool file %s cannot be trusted (%s): moved aside to %s; its "
               "records are not written", path, why, aside)
-
-
-def _sync_folder(folder: Path) -> None:
-    """A rename or deletion in `folder`, made durable."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
