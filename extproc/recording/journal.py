@@ -74,6 +74,7 @@ class _Segment:
     path: Path
     fd: int
     number: int
+    size: int  # bytes written to it, or being written (a write cut short is cut back)
     last: int = 0  # the highest number appended (0: none since its header)
     unsettled: int = 0  # provisional entries whose exchange has not ended
 
@@ -131,15 +132,16 @@ class Journal:
 
     def _current(self) -> _Segment:
         segment = self._segments[-1]
-        if (segment.last or segment.unsettled) \
-                and os.fstat(segment.fd).st_size >= SEGMENT_BYTES:
+        if (segment.last or segment.unsettled) and segment.size >= SEGMENT_BYTES:
             self._begin()
             segment = self._segments[-1]
         return segment
 
     def _frame(self, segment: _Segment, seq: int, data: bytes) -> None:
         frame = _FRAME.pack(len(data), seq & 0xFFFF_FFFF_FFFF_FFFF) + data
-        write_all(segment.fd, frame + hmac.digest(self.key, frame, hashlib.sha256))
+        out = frame + hmac.digest(self.key, frame, hashlib.sha256)
+        segment.size += len(out)  # first, as `last`: counted even if the write fails
+        write_all(segment.fd, out)
         if self.sync:
             os.fdatasync(segment.fd)
 
@@ -156,8 +158,9 @@ class Journal:
         current = self._segments[-1]
         if unwritten or current.last > seq or current.unsettled:
             return False
-        if os.fstat(current.fd).st_size > len(self._header):
+        if current.size > len(self._header):
             os.ftruncate(current.fd, len(self._header))
+            current.size = len(self._header)
         current.last = 0
         return True
 
@@ -186,7 +189,7 @@ class Journal:
         if self.sync:
             os.fsync(fd)
             sync_folder(self.folder)
-        self._segments.append(_Segment(path, fd, self._number))
+        self._segments.append(_Segment(path, fd, self._number, len(self._header)))
 
 
 def hold(lock_path: Path) -> int:
