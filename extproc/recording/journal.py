@@ -6,8 +6,10 @@ The writer process writes records in batches, tens of milliseconds after an exch
 ends (writer.py); a `kill -9` of the request process and its writer together loses what
 was on the pipe and in the batch. So each message the recorder numbers (recorder.py's
 `_send`) is first appended here, one `write` on an O_APPEND file, in the writer pipe's
-encoding (wire.py) with its number and an HMAC-SHA256 under the spool's key (derived from the
-audit key; its records are unpickled later: nothing is read from a frame whose MAC fails). A
+encoding (wire.py) with its number, sealed under the spool's key (derived from the audit key;
+codecs/sealed.py): the evidence is not masked yet, so a copy of the files shows nothing of
+it without the key, and nothing is unpickled from a frame that does not open. A journal
+of the first format (frames in clear, each with an HMAC-SHA256) is still adopted. A
 write is in the kernel's page cache when `append` returns: it outlives every process,
 not the node (durability "process"); with `sync` it is also flushed to the disk before
 the answer leaves (durability "node", a disk flush per exchange).
@@ -48,13 +50,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from extproc.codecs.private_file import sync_folder, write_all
+from extproc.codecs.sealed import OVERHEAD, Sealer
 
 log = logging.getLogger("tollgate.recording")
 
 FOLDER = "journal"  # under the spool folder
 SEGMENT_BYTES = 8 << 20
-_MAGIC = b"tollgate-journal 1 "
-_FRAME = struct.Struct("<IQ")  # the message's length, its number in the chain
+_MAGIC = b"tollgate-journal 2 "  # frames sealed
+_MAGIC_MAC = b"tollgate-journal 1 "  # before: frames in clear, each with an HMAC
+_FRAME = struct.Struct("<IQ")  # the sealed message's length, its number in the chain
 _MAC_BYTES = 32
 _LOCK, _SEGMENT = ".lock", ".journal"
 
@@ -93,6 +97,7 @@ class Journal:
     _number: int = 0
     _header: bytes = b""
     _provisional: int = 0  # the last provisional entry's number (below zero)
+    _sealer: Sealer | None = None
 
     @property
     def lock_path(self) -> Path:
@@ -104,6 +109,7 @@ class Journal:
         for what it cannot give)."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = hold(self.lock_path)
+        self._sealer = Sealer(self.key)
         self._header = _MAGIC + self.writer.encode() + b"\n"
         self._begin()
 
@@ -138,8 +144,9 @@ class Journal:
         return segment
 
     def _frame(self, segment: _Segment, seq: int, data: bytes) -> None:
-        frame = _FRAME.pack(len(data), seq & 0xFFFF_FFFF_FFFF_FFFF) + data
-        out = frame + hmac.digest(self.key, frame, hashlib.sha256)
+        assert self._sealer is not None, "append before open"
+        header = _FRAME.pack(len(data) + OVERHEAD, seq & 0xFFFF_FFFF_FFFF_FFFF)
+        out = header + self._sealer.seal(data, header)
         segment.size += len(out)  # first, as `last`: counted even if the write fails
         write_all(segment.fd, out)
         if self.sync:
@@ -266,6 +273,7 @@ def _read(folder: Path, name: str, key: bytes) -> Orphan:
     entries: list[Entry] = []
     damaged: list[str] = []
     writer = ""
+    sealer = Sealer(key)
     segments = sorted(folder.glob(f"{name}.*{_SEGMENT}"))
     for path in segments:
         try:
@@ -274,10 +282,12 @@ def _read(folder: Path, name: str, key: bytes) -> Orphan:
             damaged.append(f"{path.name}: {exc.strerror or exc}")
             continue
         end = content.find(b"\n")
-        if not content.startswith(_MAGIC) or end < 0:
+        magic = next((m for m in (_MAGIC, _MAGIC_MAC) if content.startswith(m)), None)
+        if magic is None or end < 0:
             damaged.append(f"{path.name}: not a journal segment")
             continue
-        writer = content[len(_MAGIC):end].decode(errors="replace")
+        writer = content[len(magic):end].decode(errors="replace")
+        trailer = _MAC_BYTES if magic is _MAGIC_MAC else 0
         pos = end + 1
         while pos < len(content):
             if pos + _FRAME.size > len(content):
@@ -286,15 +296,25 @@ def _read(folder: Path, name: str, key: bytes) -> Orphan:
             if seq >= 1 << 63:  # a provisional entry's (below zero)
                 seq -= 1 << 64
             stop = pos + _FRAME.size + length
-            if stop + _MAC_BYTES > len(content):
+            if stop + trailer > len(content):
                 break
-            frame = content[pos:stop]
-            if not hmac.compare_digest(content[stop:stop + _MAC_BYTES],
-                                       hmac.digest(key, frame, hashlib.sha256)):
-                damaged.append(f"{path.name}: a frame at byte {pos} whose HMAC does not "
-                               "hold (damaged, or not made with this audit key); the rest "
+            data = _opened(sealer, key, content[pos:stop + trailer], trailer)
+            if data is None:
+                damaged.append(f"{path.name}: a frame at byte {pos} that does not open with "
+                               "this audit key (damaged, or made with another key); the rest "
                                "of the segment is not read")
                 break
-            entries.append(Entry(seq, frame[_FRAME.size:]))
-            pos = stop + _MAC_BYTES
+            entries.append(Entry(seq, data))
+            pos = stop + trailer
     return Orphan(name, writer, entries, segments, damaged)
+
+
+def _opened(sealer: Sealer, key: bytes, frame: bytes, mac_bytes: int) -> bytes | None:
+    """A frame's message, once it opens (sealed) or its HMAC holds (the first format:
+    `mac_bytes` of it); None if not."""
+    if not mac_bytes:
+        return sealer.open(frame[_FRAME.size:], frame[:_FRAME.size])
+    body, mac = frame[:-mac_bytes], frame[-mac_bytes:]
+    if not hmac.compare_digest(mac, hmac.digest(key, body, hashlib.sha256)):
+        return None
+    return body[_FRAME.size:]

@@ -6,10 +6,12 @@ A request process keeps every record until its writer says the store holds it
 is still unwritten is written here instead of being dropped: one file per stop, in the
 writer pipe's encoding (wire.py), numbered as the records were in their chain, made
 under a temporary name, fsynced, renamed into place and its folder fsynced, mode 0600
-in a folder of mode 0700. A file ends with an HMAC-SHA256 under a key derived from the
-audit key, so that a file cut short, damaged or made by anyone without the key is told
-apart before its evidence is unpickled: such a file is moved aside (renamed
-`*.corrupt`, never deleted) with an ERROR, and the start goes on.
+in a folder of mode 0700. The evidence is not masked yet (the writer masks it), so a
+file is sealed under a key derived from the audit key (codecs/sealed.py): a copy of it
+shows nothing without the key, and a file cut short, damaged or made by anyone without
+the key is told apart before its evidence is unpickled: such a file is moved aside
+(renamed `*.corrupt`, never deleted) with an ERROR, and the start goes on. A file of
+the first format (in clear, ending with an HMAC-SHA256) is still read.
 
 A process tree killed without stopping leaves its journal (journal.py) instead: the
 next writer to claim the spool makes each orphaned journal a spool file first.
@@ -41,6 +43,7 @@ from typing import Any
 import orjson
 
 from extproc.codecs.private_file import sync_folder, write_all
+from extproc.codecs.sealed import OVERHEAD, Sealer
 from extproc.recording import journal, store
 from extproc.recording.record import Evidence, started_us
 from extproc.recording.wire import decode
@@ -50,7 +53,8 @@ log = logging.getLogger("tollgate.recording")
 
 # What the spool key is derived for (chain.Signer.derive).
 KEY_PURPOSE = "spool"
-_MAGIC = b"tollgate-spool 1\n"
+_MAGIC = b"tollgate-spool 2\n"  # the rest sealed
+_MAGIC_MAC = b"tollgate-spool 1\n"  # before: in clear, ending with an HMAC
 _LENGTH = struct.Struct("<I")
 _MAC_BYTES = 32
 _SUFFIX, _TEMPORARY, _ASIDE, _LOCK = ".spool", ".tmp", ".corrupt", ".lock"
@@ -100,8 +104,8 @@ def write(folder: Path, records: list[Spooled], reason: str, key: bytes) -> Path
     spooled_us = started_us(time.time())
     header = orjson.dumps({"spooled_us": spooled_us, "reason": reason,
                            "records": [[r.writer, r.seq, len(r.data)] for r in records]})
-    body = b"".join([_MAGIC, _LENGTH.pack(len(header)), header, *(r.data for r in records)])
-    content = body + hmac.digest(key, body, hashlib.sha256)
+    body = b"".join([_LENGTH.pack(len(header)), header, *(r.data for r in records)])
+    content = _MAGIC + Sealer(key).seal(body, _MAGIC)
     prepare(folder)
     name = f"{spooled_us:017d}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
     temporary = folder / f".{name}{_TEMPORARY}"
@@ -118,18 +122,10 @@ def write(folder: Path, records: list[Spooled], reason: str, key: bytes) -> Path
 
 
 def read(path: Path, key: bytes) -> SpoolFile:
-    """A spool file's records, once its HMAC holds; raises SpoolCorrupt (or OSError)."""
-    content = path.read_bytes()
-    body, mac = content[:-_MAC_BYTES], content[-_MAC_BYTES:]
-    if not content.startswith(_MAGIC) or len(content) < len(_MAGIC) + _LENGTH.size \
-            + _MAC_BYTES:
-        raise SpoolCorrupt("not a spool file, or cut short")
-    if not hmac.compare_digest(mac, hmac.digest(key, body, hashlib.sha256)):
-        raise SpoolCorrupt("its HMAC does not hold: damaged, cut short, or not made with "
-                           "this audit key")
-    pos = len(_MAGIC)
-    (size,) = _LENGTH.unpack_from(body, pos)
-    pos += _LENGTH.size
+    """A spool file's records, once it opens with `key`; raises SpoolCorrupt (or
+    OSError)."""
+    body = _opened(path.read_bytes(), key)
+    (size,), pos = _LENGTH.unpack_from(body), _LENGTH.size
     try:
         header = orjson.loads(body[pos : pos + size])
         pos += size
@@ -143,6 +139,23 @@ def read(path: Path, key: bytes) -> SpoolFile:
     if pos != len(body):
         raise SpoolCorrupt("its records do not fill it")
     return SpoolFile(path, spooled_us, reason, records)
+
+
+def _opened(content: bytes, key: bytes) -> bytes:
+    """A spool file's body (its header's length, its header, its records), once it
+    opens (or, in the first format, its HMAC holds); raises SpoolCorrupt."""
+    if content.startswith(_MAGIC) and len(content) >= len(_MAGIC) + OVERHEAD:
+        body = Sealer(key).open(content[len(_MAGIC):], _MAGIC)
+    elif content.startswith(_MAGIC_MAC) and len(content) >= len(_MAGIC_MAC) + _MAC_BYTES:
+        body, mac = content[:-_MAC_BYTES], content[-_MAC_BYTES:]
+        body = body[len(_MAGIC_MAC):] if hmac.compare_digest(
+            mac, hmac.digest(key, body, hashlib.sha256)) else None
+    else:
+        raise SpoolCorrupt("not a spool file, or cut short")
+    if body is None or len(body) < _LENGTH.size:
+        raise SpoolCorrupt("it does not open with this audit key: damaged, cut short, or "
+                           "not made with this audit key")
+    return body
 
 
 @contextlib.contextmanager

@@ -4,8 +4,11 @@ really hold and lose its lock."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import multiprocessing
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -113,7 +116,7 @@ def test_a_frame_cut_short_is_dropped_and_a_forged_one_stops_the_reading(
     path.write_bytes(bytes(forged))
     (orphan,) = journal.adopt(tmp_path, KEY)
     assert [e.seq for e in orphan.entries] == [1]
-    assert "HMAC does not hold" in orphan.damaged[0]
+    assert "does not open with this audit key" in orphan.damaged[0]
     journal.release(orphan)
 
 
@@ -161,4 +164,42 @@ def test_provisional_entries_read_back_below_zero(tmp_path: Path) -> None:
     mine.close(keep=True)
     (orphan,) = journal.adopt(tmp_path, KEY)
     assert [(e.seq, e.data) for e in orphan.entries] == [(-1, b"eA"), (3, b"e3"), (-2, b"eB")]
+    journal.release(orphan)
+
+
+def test_what_is_journaled_is_sealed_and_another_key_opens_none_of_it(
+        tmp_path: Path) -> None:
+    """The evidence is not masked yet: its bytes are not in the file, and a journal
+    read with another key yields nothing but its damage."""
+    mine = opened(tmp_path)
+    mine.append(1, b"eSSN 078-05-1120 password=hunter2")
+    mine.provisional(b"eBearer eyJhbGciOi.secret")
+    mine.close(keep=True)
+    (path,) = segments(tmp_path)
+    content = path.read_bytes()
+    for clear in (b"078-05-1120", b"hunter2", b"eyJhbGciOi"):
+        assert clear not in content
+    (orphan,) = journal.adopt(tmp_path, b"x" * 32)
+    assert orphan.entries == [] and "does not open" in orphan.damaged[0]
+    journal.release(orphan)
+    (orphan,) = journal.adopt(tmp_path, KEY)
+    assert [(e.seq, e.data) for e in orphan.entries] == [
+        (1, b"eSSN 078-05-1120 password=hunter2"), (-1, b"eBearer eyJhbGciOi.secret")]
+    journal.release(orphan)
+
+
+def test_a_journal_of_the_first_format_is_still_adopted(tmp_path: Path) -> None:
+    """Frames in clear, each with an HMAC-SHA256 (before journals were sealed): an
+    upgrade with such an orphan loses none of it, and a forged frame still stops it."""
+    frames = b""
+    for seq, data in ((1, b"e-one"), (2, b"e-two")):
+        frame = struct.pack("<IQ", len(data), seq) + data
+        mac = hmac.digest(KEY, frame, hashlib.sha256)
+        frames += frame + (mac if seq == 1 else bytes(32))
+    (tmp_path / "9-old.lock").touch()
+    (tmp_path / "9-old.000001.journal").write_bytes(b"tollgate-journal 1 w-old\n" + frames)
+    (orphan,) = journal.adopt(tmp_path, KEY)
+    assert orphan.writer == "w-old"
+    assert [(e.seq, e.data) for e in orphan.entries] == [(1, b"e-one")]
+    assert "does not open" in orphan.damaged[0]
     journal.release(orphan)

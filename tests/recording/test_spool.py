@@ -11,13 +11,17 @@ SQLite store whose write lock the test holds (a real store that cannot write), w
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import sqlite3
+import struct
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 
 from extproc.recording import Evidence, Recorder, journal, spool
@@ -55,6 +59,33 @@ def test_a_spool_file_is_private_durable_and_read_back_as_written(tmp_path: Path
     assert [(r.writer, r.seq) for r in found.records] == [("writer-a", n) for n in (1, 2, 3)]
     assert traces_in(found) == [f"{n:032x}" for n in (1, 2, 3)]
     assert abs(found.spooled_us / 1e6 - time.time()) < 60
+
+
+def test_a_spool_file_is_sealed(tmp_path: Path) -> None:
+    """The evidence is not masked yet: none of its bytes are in the file."""
+    found = evidence(1, body=b'{"ssn": "078-05-1120", "password": "hunter2"}')
+    path = spool.write(tmp_path, [spool.Spooled("writer-a", 1, encode(found))], "stop", KEY)
+    content = path.read_bytes()
+    assert b"078-05-1120" not in content and b"hunter2" not in content
+    assert b"078-05-1120" in spool.read(path, KEY).records[0].data
+
+
+def test_a_spool_file_of_the_first_format_is_still_read(tmp_path: Path) -> None:
+    """In clear, ending with an HMAC-SHA256 (before spool files were sealed): an upgrade
+    with such a file loses none of it; one whose HMAC fails is still refused."""
+    records = spooled(1, 2)
+    header = orjson.dumps({"spooled_us": 5, "reason": "old stop",
+                           "records": [[r.writer, r.seq, len(r.data)] for r in records]})
+    body = b"tollgate-spool 1\n" + struct.pack("<I", len(header)) + header + b"".join(
+        r.data for r in records)
+    path = tmp_path / "00000000000000005-1-abcd.spool"
+    path.write_bytes(body + hmac.digest(KEY, body, hashlib.sha256))
+    found = spool.read(path, KEY)
+    assert (found.reason, found.spooled_us) == ("old stop", 5)
+    assert traces_in(found) == [f"{n:032x}" for n in (1, 2)]
+    path.write_bytes(body + bytes(32))
+    with pytest.raises(spool.SpoolCorrupt, match="does not open with this audit key"):
+        spool.read(path, KEY)
 
 
 def test_files_are_claimed_oldest_first_each_in_its_order(tmp_path: Path) -> None:
