@@ -46,7 +46,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
-from extproc.masking.detectors import RECODED, Detector, HitGate, Text, scan
+from extproc.masking.detectors import FOUND, RECODED, Detector, HitGate, Text, scan
 from extproc.masking.prefilter import PASS
 
 if TYPE_CHECKING:
@@ -501,16 +501,40 @@ def _view(raw: bytes, units: list[tuple[re.Match[bytes], bytes]], lo: int, hi: i
     return _View(b"".join(pieces), lo, starts, spans)
 
 
-def _windows(t: Text, codec: Codec, oversized: list[re.Match[bytes]] | None = None
+class _Covered:
+    """The spans of a text the detectors found as it is, before the decoding detector
+    (masked whole whatever a view of them reads): a unit inside one is not decoded. A
+    16-digit card number is also a hex run; its view would scan hundreds of bytes around
+    it again to find what the card's mask hides anyway."""
+
+    __slots__ = ("_ends", "_starts")
+
+    def __init__(self, found: list[tuple[int, int, int]]) -> None:
+        spans = sorted((s, -neg_e) for s, neg_e, _ in found)
+        self._starts = [s for s, _ in spans]
+        self._ends, most = [], 0
+        for _, e in spans:  # the furthest end of the spans starting at or before each
+            most = max(most, e)
+            self._ends.append(most)
+
+    def __contains__(self, span: tuple[int, int]) -> bool:
+        k = bisect_right(self._starts, span[0])
+        return k > 0 and self._ends[k - 1] >= span[1]
+
+
+def _windows(t: Text, codec: Codec, covered: _Covered,
+             oversized: list[re.Match[bytes]] | None = None
              ) -> Iterator[tuple[list[tuple[re.Match[bytes], bytes]], int, int]]:
-    """The codec's units in `raw` that decode, with what they decode to, in windows
-    reaching `_LEAD` bytes either side of each (the context a detector reads), windows
-    that overlap joined; block runs too long to decode that begin as text go to
-    `oversized`."""
+    """The codec's units in `raw` that decode and no finding `covered` holds, with what
+    they decode to, in windows reaching `_LEAD` bytes either side of each (the context a
+    detector reads), windows that overlap joined; block runs too long to decode that
+    begin as text go to `oversized`."""
     group: list[tuple[re.Match[bytes], bytes]] = []
     lo = hi = 0
     size = len(t.raw)
     for m in codec.units(t):
+        if m.span() in covered:
+            continue
         if (decoded := codec.decode(m)) is None:
             if (oversized is not None and codec is BLOCK
                     and MAX_BLOCK < len(m[0]) <= MAX_UNDECODED and _starts_as_text(m[0])):
@@ -538,10 +562,11 @@ def _findings(t: Text, inner: tuple[Detector, ...], transforms: tuple[Codec, ...
     line = raw.find(b"\n")
     quoted: list[tuple[int, int]] = []  # what the quoted-printable view found, whose
     plain: _Plain = {}                   # soft breaks the soft-break view then leaves
+    covered = _Covered(t.memo.get(FOUND, []))  # type: ignore[arg-type]
     for codec in (*CODECS, *transforms):
         if codec.trigger not in hits and codec.trigger != _ANY_TEXT:
             continue
-        for units, lo, hi in _windows(t, codec, oversized):
+        for units, lo, hi in _windows(t, codec, covered, oversized):
             decoded = view(raw, units, lo, hi)
             if decoded is not None:
                 head = t.head if t.head is not None else raw[:line] if 0 <= line < lo else None
@@ -604,8 +629,10 @@ def _leftover(t: Text) -> list[tuple[int, int]]:
     words its units that a view would decode are in, units `_TAIL` bytes apart or less in one span
     (`4111%201111%20…`: the value is between the units)."""
     raw = t.raw
+    covered = _Covered(t.memo.get(FOUND, []))  # type: ignore[arg-type]
     units = sorted(m.span() for codec in CODECS if codec.trigger in t.hits
-                   for group, _, _ in _windows(t, codec) for m, _ in _utf8_units(group))
+                   for group, _, _ in _windows(t, codec, covered)
+                   for m, _ in _utf8_units(group))
     spans: list[tuple[int, int]] = []
     for s, e in units:
         lo = max(0, s - _WORD_REACH)

@@ -860,6 +860,9 @@ def runs_of(chosen: tuple[Detector, ...]) -> Runs:
 # Text.memo's key of the findings of decoding.py's detector, by their span of `Text.raw`:
 # each is a detector of its own (a `Recoded`), which `scan` puts in its detector's place.
 RECODED = "recoded"
+# Text.memo's key of the findings `scan` has so far, (start, minus end, index) in
+# `Text.raw`: the decoding detector, asked last, decodes no unit one of them covers whole.
+FOUND = "found"
 
 
 def _with_recoded(found: list[tuple[int, int, int]], chosen: tuple[Detector, ...],
@@ -899,6 +902,7 @@ def scan(t: Text, detectors: Iterable[Detector]) -> list[tuple[int, int, Detecto
     """
     chosen = tuple(detectors)
     found: list[tuple[int, int, int]] = []
+    t.memo[FOUND] = found
     add, hits = found.append, t.hits
     for family, members in runs_of(chosen):
         names = None if family is None else family(t)

@@ -11,13 +11,14 @@ import html
 import json
 import quopri
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.masking import ALL_DETECTORS, Masker, MaskSpec
+from extproc.masking import ALL_DETECTORS, Masker, MaskSpec, decoding
 from extproc.masking.decoding import MAX_BLOCK, MAX_UNDECODED
 
 SPEC = MaskSpec()
@@ -119,6 +120,28 @@ def _fully_decoded(text: str) -> str:
 
 
 CYRILLIC_A, CYRILLIC_E, CYRILLIC_O, GREEK_O = "\u0430", "\u0435", "\u043e", "\u03bf"
+
+
+def test_a_run_found_as_it_is_is_masked_whole_and_not_read_again_decoded(
+        masker: Masker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 16-digit card number is also a hex run (`5555555555554444` decodes to
+    `UUUUUUDD`): found as a card, it is masked whole, and no view of it is scanned (the
+    hundreds of bytes around it read again, doubling a JSON answer's cost); a hex run no
+    detector found as it is is still read decoded."""
+    views: list[object] = []
+    real = decoding.view
+
+    def counted(*args: Any) -> Any:
+        views.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(decoding, "view", counted)
+    out, counts = masker.mask_text(json.dumps({"card": "5555555555554444",
+                                               "note": "x " * 200}), SPEC)
+    assert "5555555555554444" not in out and counts["credit_card"] == 1
+    assert views == []
+    out, counts = masker.mask_text(f"got: {f'ssn {SSN}'.encode().hex()} ok", SPEC)
+    assert counts["us_ssn"] == 1 and len(views) == 1
 
 
 @pytest.mark.parametrize(("text", "kind"), [
