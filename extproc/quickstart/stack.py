@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -357,10 +357,12 @@ class Process:
         if self.alive():
             self.popen.send_signal(sig)
 
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit status."""
+    def stop(self, timeout: float = 10.0, signalled: bool = False) -> int:
+        """SIGTERM (unless `signalled` already), wait up to `timeout`, then SIGKILL;
+        returns the exit status."""
         if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
+            if not signalled:
+                self.popen.send_signal(signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -369,6 +371,16 @@ class Process:
         if self._log:
             self._log.close()
         return self.popen.returncode
+
+
+def stop_together(processes: Sequence[Process], timeout: float = 10.0) -> None:
+    """`processes` stopped as `Process.stop` stops one, each signalled first: a stop
+    waits as long as the slowest of them (up to `timeout`), not as long as all of them."""
+    for process in processes:
+        process.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.stop(max(0.0, deadline - time.monotonic()), signalled=True)
 
 
 def tcp_accepts(port: int) -> Callable[[], bool]:

@@ -307,8 +307,7 @@ def run_quickstart(config: Config, moves: Moves | None = None) -> int:
             print(f"tollgate up: {exc}", file=sys.stderr)
             return 1
         finally:
-            for process in reversed(processes):
-                process.stop()
+            stack.stop_together(processes[::-1])
 
 
 def _signing_in(layout: Layout) -> tuple[Layout, int | None, str | None]:

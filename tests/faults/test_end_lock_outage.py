@@ -56,7 +56,9 @@ def pg_db() -> Iterator[str]:
 
 
 @pytest.fixture
-def pair(make_gateway: GatewayFactory, store: pg_cluster.Cluster, pg_db: str) -> Gateway:
+def pair(store: pg_cluster.Cluster, pg_db: str, make_gateway: GatewayFactory) -> Gateway:
+    """Two replicas on `store` (set up first, so that it is stopped after them: a replica
+    stopping on a stopped store waits its whole drain out)."""
     return make_gateway(POLICIES, targets=[shop(pg_db)], replicas=2, postgres={},
                         settings={"store": {"url": store.admin_url}})
 

@@ -37,7 +37,8 @@ def store() -> Iterator[pg_cluster.Cluster]:
 
 
 @pytest.fixture
-def gateway(make_gateway: GatewayFactory, store: pg_cluster.Cluster) -> Gateway:
+def gateway(store: pg_cluster.Cluster, make_gateway: GatewayFactory) -> Gateway:
+    """A gateway on `store` (set up first, so that it is stopped after the gateway)."""
     return make_gateway(POLICIES, settings={
         "store": {"url": store.admin_url},
         # The default live timeout (the suite's gateways allow a loaded machine more).

@@ -499,9 +499,9 @@ class GatewayFactory:
         return gateway
 
     def stop_all(self) -> None:
+        stack.stop_together([process for gateway in self._running
+                             for process in reversed(gateway.processes)])
         for gateway in self._running:
-            for process in reversed(gateway.processes):
-                process.stop()
             gateway.upstream.stop()
 
 
