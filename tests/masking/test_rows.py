@@ -13,6 +13,7 @@ import pytest
 
 from extproc.codecs.rows import Rows
 from extproc.masking import Masker, fitting
+from extproc.masking import rows as rows_module
 from extproc.masking.fitting import Slot
 from extproc.masking.masker import MaskSpec
 from extproc.masking.rows import RowMasker
@@ -55,6 +56,21 @@ def _mysql(spec: MaskSpec | None) -> RowMasker[Any]:
 
 
 FRONTS = pytest.mark.parametrize("front", [_postgres, _mysql], ids=["postgres", "mysql"])
+
+
+def _masked(codec: str, names: list[str], types: list[str], rows: Rows,
+            spec: MaskSpec | None = None) -> tuple[Rows, Counter[str]]:
+    """`rows` of columns `names` of `types`, masked as `codec`'s front masks them."""
+    spec = spec or MaskSpec()
+    if codec == "postgres":
+        masker: RowMasker[Any] = PostgresResultMasker(MASKER, spec, [
+            Column(name, 16384, i + 1, _PG_TYPES[kind], -1, -1, 0)
+            for i, (name, kind) in enumerate(zip(names, types, strict=True))])
+    else:
+        masker = MysqlResultMasker(MASKER, spec, [
+            ColumnDefinition(name=name, type=_MY_TYPES[kind], charset=UTF8MB4, length=262140)
+            for name, kind in zip(names, types, strict=True)])
+    return masker.rows(rows)
 
 
 @FRONTS
@@ -124,3 +140,54 @@ def test_nothing_found_leaves_the_rows_as_they_came() -> None:
     rows: Rows = [[b"plain", b"1", b"2", b"3"]]
     out, counts = RowMasker(MASKER, MaskSpec(), ["a", "b", "c", "d"], _Codec()).rows(rows)
     assert out is rows and not counts
+
+
+# Names that suggest a protected value; some are a field rule's or make a short number a
+# postal code, which the probe refuses.
+SUGGESTIVE = ["phone", "tel", "mobile", "zip", "postcode", "plz", "postal", "account",
+              "acct", "card_id", "ssn_last4", "pin_hint", "iban_ok", "cvv_checked", "routing",
+              "id", "dob_year", "passport_no", "nhs", "bsn", "aadhaar", "cpf", "amount",
+              "balance"]
+
+
+def test_every_short_integer_is_found_by_no_detector_under_any_name() -> None:
+    """What the rows masker skips unscanned (`_INERT_DIGITS`): every integer of up to five
+    digits, as text and as a number, signed, under each name its probe passes, masks to
+    nothing; were a detector to find one, skipping would pass it in clear. Names that
+    make a short number a postal code are the probe's to refuse."""
+    spec = MaskSpec()
+    kept = [name for name in SUGGESTIVE if rows_module._names_inert(MASKER, (name,), spec)]
+    assert {"zip", "postcode"}.isdisjoint(kept) and len(kept) >= 15, kept
+    every: list[Any] = [str(n) for n in range(100_000)]
+    every += [f"-{n}" for n in range(1, 100_000, 7)] + list(range(-99_999, 100_000, 13))
+    for names, values in ((kept[:4], every), (kept[4:], every[::11])):
+        rows = [[value] * len(names) for value in values]
+        _, counts = MASKER.mask_json({"columns": names, "rows": rows}, spec)
+        assert counts == Counter(), names
+
+
+@pytest.mark.parametrize("codec", ["postgres", "mysql"])
+def test_a_result_of_short_integers_is_not_scanned_unless_a_name_asks(
+        codec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-row result of small integers costs no scan (its fixed cost is most of a short
+    result's masking); one under a field rule's name, a longer number, or text is scanned
+    and masked as before."""
+    scans: list[Any] = []
+    real = MASKER.mask_json
+
+    def counted(value: Any, spec: MaskSpec) -> Any:
+        scans.append(value)
+        return real(value, spec)
+
+    monkeypatch.setattr(MASKER, "mask_json", counted)
+    masked, counts = _masked(codec, ["aid", "abalance"], [INTEGER, INTEGER],
+                             [[b"42", b"-17"], [b"99999", None]])
+    assert masked == [[b"42", b"-17"], [b"99999", None]] and counts == Counter()
+    probes = len(scans)  # the names asked once, at most
+    assert probes <= 1
+    _masked(codec, ["aid", "abalance"], [INTEGER, INTEGER], [[b"43", b"0"]])
+    assert len(scans) == probes  # the names' answer is kept
+    masked, counts = _masked(codec, ["cvv", "aid"], [INTEGER, INTEGER], [[b"123", b"1"]])
+    assert counts["field:cvv"] == 1 and masked[0][0] != b"123"
+    masked, counts = _masked(codec, ["aid"], [STRING], [[b"4111111111111111"]])
+    assert counts["credit_card"] == 1
