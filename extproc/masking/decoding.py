@@ -46,6 +46,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus
 
+from extproc.codecs.lookalikes import LOOKALIKES as _LOOKALIKES
 from extproc.masking.detectors import FOUND, RECODED, Detector, HitGate, Text, scan
 from extproc.masking.prefilter import PASS
 
@@ -292,17 +293,9 @@ def _block_runs(t: Text) -> Iterator[re.Match[bytes]]:
             yield m
 
 
-# Letters of other scripts that read as Latin ones (the strong pairs of Unicode's
-# confusables: Cyrillic, Greek, Latin's dotless i), written as escapes so that this
-# source shows what each is. Read as Latin only inside a word that mixes them with
-# Latin letters or digits (an address with a Cyrillic a and e): a word all in one script
-# is that script's, and stays as it is.
-_LOOKALIKES = dict(zip(
-    "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u0456\u0458\u0455\u0501\u051b\u051d\u04bb"
-    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0406\u0408\u0405\u04ae\u051a\u051c"
-    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf\u03bd"
-    "\u0131",
-    "aeopcxyijsdqwh" "ABEKMHOPCTXIJSYQW" "ABEZHIKMNOPTYXov" "i", strict=True))
+# Letters of other scripts that read as Latin ones (codecs/lookalikes.py), read as Latin
+# only inside a word that mixes them with Latin letters or digits (an address with a
+# Cyrillic a and e): a word all in one script is that script's, and stays as it is.
 _LOOKALIKE = re.compile(b"|".join(re.escape(c.encode()) for c in _LOOKALIKES))
 _LATIN = rb"[A-Za-z0-9@]"
 _LOOKALIKE_BYTES = b"(?:" + _LOOKALIKE.pattern + b")"

@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extproc.masking import checks, keys, masker, phones, prefilter
+from extproc.codecs import multipattern
+from extproc.codecs.multipattern import Pass
+from extproc.masking import checks, keys, masker, phones
 from extproc.masking.detectors import (
     _IBAN,
     _IBAN_COUNTRIES,
@@ -28,7 +30,6 @@ from extproc.masking.detectors import (
 )
 from extproc.masking.key_rules import assignments as _assignments
 from extproc.masking.masker import Masker
-from extproc.masking.prefilter import Pass
 
 # The one pass's database compiles on first use (0.2-0.4 s on a busy machine): here, not
 # inside the deadline of whichever property test runs first.
@@ -240,7 +241,7 @@ def test_a_pass_compiled_ahead_scans_without_compiling(monkeypatch: pytest.Monke
     def compiled_again(_patterns: object) -> None:
         raise AssertionError("compiled at the first scan")
 
-    monkeypatch.setattr(prefilter, "_database", compiled_again)
+    monkeypatch.setattr(multipattern, "_database", compiled_again)
     assert p.scan(b"a key", b"a aaa")[word] == [5]
     with pytest.raises(RuntimeError, match="never be found"):
         p.literal(b"late")
@@ -251,7 +252,7 @@ def test_warming_a_masker_compiles_the_one_pass(monkeypatch: pytest.MonkeyPatch)
     fresh.literal(b"key")
     monkeypatch.setattr(masker, "PASS", fresh)
     Masker(b"k" * 16).warm()
-    monkeypatch.setattr(prefilter, "_database", None)  # a compile now would fail
+    monkeypatch.setattr(multipattern, "_database", None)  # a compile now would fail
     assert fresh.scan(b"key", b"aaa")
 
 
@@ -264,12 +265,12 @@ def test_a_database_compiled_once_is_loaded_from_the_cache_by_the_next_process(
     first = Pass()
     word = first.literal(b"secret", caseless=True)
     first.compile()
-    kept = list((tmp_path / prefilter.CACHE).iterdir())
+    kept = list((tmp_path / multipattern.CACHE).iterdir())
     assert len(kept) == 1
     again = Pass()
     assert again.literal(b"secret", caseless=True) == word
     compiled: list[object] = []
-    monkeypatch.setattr(prefilter.hyperscan, "Database",
+    monkeypatch.setattr(multipattern.hyperscan, "Database",
                         lambda **kw: compiled.append(kw))  # any compile would be seen
     assert again.scan(b"a SECRET here", b"")[word] == [8]
     assert compiled == []
@@ -284,7 +285,7 @@ def test_another_pattern_is_another_entry_and_a_damaged_one_is_compiled_anew(
     other = Pass()
     found = other.literal(b"token")
     other.compile()
-    entries = sorted((tmp_path / prefilter.CACHE).iterdir())
+    entries = sorted((tmp_path / multipattern.CACHE).iterdir())
     assert len(entries) == 2
     for entry in entries:
         entry.write_bytes(entry.read_bytes()[:100])  # cut short: Hyperscan refuses it
