@@ -239,6 +239,7 @@ bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(MCP2)/.deps $(COMPILED) system-dep
 	$(BIN)/python -m bench.egress_inspect
 	$(BIN)/python -m bench.ssh
 	$(BIN)/python -m bench.k8s_streams
+	$(BIN)/python -m bench.instructions
 
 # The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
 bench-smoke: $(VENV)/.test-deps
