@@ -631,8 +631,19 @@ def _mcp_line(reading: dict[str, Any]) -> str:
         pin = (tool.get("pin") or {}).get("status")
         line += f", definition {pin}" if pin else ""
     for key, names in (reading.get("answer") or {}).items():
-        line += f"; {key.replace('_', ' ')}: {', '.join(names)}"
+        items = names.items() if isinstance(names, dict) else names
+        line += f"; {key.replace('_', ' ')}: {', '.join(map(_answer_item, items))}"
     return line
+
+
+def _answer_item(item: Any) -> str:
+    """One item of what tollgate kept of an MCP answer, in words: a name; an instruction
+    found (its kind and excerpt); a binary item described; a count by what it counts."""
+    if isinstance(item, dict) and {"kind", "excerpt"} <= item.keys():
+        return f"{item['kind']} ({item['excerpt']!r})"
+    if isinstance(item, tuple) and len(item) == 2:  # dropped: what, how many times
+        return f"{item[0]} x{item[1]}"
+    return item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
 
 
 def _show_response(response: dict[str, Any], decisions: list[dict[str, Any]]) -> None:

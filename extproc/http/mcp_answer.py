@@ -14,6 +14,10 @@ What the server sends reaches the client only as the policy lets it:
   an input-required result (2026-07-28) is decided the same way, each of its input
   requests as the server request it replaces, and refused (or unreadable) answers the
   call with the refusal;
+- a result's text is read for instructions to the model reading it (overrides, words
+  addressed to a model, tool calls asked for, role markers, text hidden from a person:
+  interpret/instructions.py), each kind named in the span and the record; the result
+  still passes: no policy reads them yet (docs/flows.md);
 - every message is masked whole as the request's decision asks — result, error, params,
   method, id, keys a client ignores — except the id of the client's own request, which
   the client matches answers by (it sent it); a string holding a JSON document (a tool's
@@ -51,6 +55,7 @@ from extproc.exchange.act import Act
 from extproc.exchange.reads import let_go
 from extproc.http.responses import Mode, Out, ResponseWire, by_shape, readable
 from extproc.interpret import mcp, mcp_content
+from extproc.interpret.instructions import instructions_in
 from extproc.masking.body import is_event_stream
 from extproc.masking.documents import Documents
 from extproc.masking.images import UnreadableImage
@@ -213,6 +218,9 @@ class _Reader:
         self._answered = False  # the call's answer has passed on this stream
         # The codes of errors of id null passed as the call's answer (`_unidentified`).
         self.unidentified: list[int] = []
+        # What the server's results say to the model reading them, by kind: the first
+        # excerpt of each (interpret/instructions.py).
+        self.instructions: dict[str, str] = {}
 
     async def message(self, message: Any) -> Any | None:
         """A server's message as the client gets it (None: dropped)."""
@@ -349,10 +357,15 @@ class _Reader:
             ("hidden_tools", self.hidden), ("changed_tools", self.changed),
             ("refused_server_requests", self.refused), ("dropped", self.dropped),
             ("unmaskable", self.unmaskable), ("content", self.content),
-            ("unidentified_errors", self.unidentified)) if names}
+            ("unidentified_errors", self.unidentified),
+            ("instructions", [{"kind": kind, "excerpt": excerpt}
+                              for kind, excerpt in self.instructions.items()])) if names}
         for key, names in shown.items():
-            if key not in ("unmaskable", "dropped", "content", "unidentified_errors"):
+            if key not in ("unmaskable", "dropped", "content", "unidentified_errors",
+                           "instructions"):
                 exchange.outcome[f"tollgate.mcp.{key}"] = tuple(names)
+        if self.instructions:
+            exchange.outcome["tollgate.mcp.instructions"] = tuple(self.instructions)
         if self.dropped:
             exchange.span.add_event("tollgate.mcp.dropped", {
                 "tollgate.mcp.dropped": tuple(self.dropped)})
@@ -408,6 +421,9 @@ class _Reader:
         if self.call is None and self.key is not None and "id" in message \
                 and "method" not in message:
             AWAITED.answered(self.key, message["id"])
+        if "result" in message:
+            for found in instructions_in(jsonenc.dumps(message["result"])):
+                self.instructions.setdefault(found.kind, found.excerpt)
         return await self._masked_message(_scoped_private(message))
 
     def _unidentified(self, message: dict[str, Any]) -> bool:

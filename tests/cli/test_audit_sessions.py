@@ -285,3 +285,20 @@ def test_text_finds_the_runs_and_records_that_hold_it(runs: Runs) -> None:
     assert audit(runs.config, "sessions", "--text", "sel_ct").stdout == "no sessions match\n"
     found = audit(runs.config, "search", "--text", "Select 1", "--kind", "exchange", "--json")
     assert [json.loads(line)["session_id"] for line in found.stdout.splitlines()] == ["pg-1"]
+
+
+def test_an_mcp_answer_s_every_kept_part_is_told_in_its_line() -> None:
+    """What tollgate kept of an MCP answer (names, binary items, counts, error codes, the
+    instructions a result held) is told in words: a replay never stops on its shape."""
+    from extproc.cli.audit import _mcp_line
+
+    line = _mcp_line({"kind": "request", "method": "tools/call", "tool": None, "answer": {
+        "hidden_tools": ["secret"], "dropped": {"a line that is no JSON": 2},
+        "unidentified_errors": [-32700],
+        "content": [{"type": "image", "mime_type": "image/png", "size": 12}],
+        "instructions": [{"kind": "override", "excerpt": "ignore the previous rules"}]}})
+    assert "hidden tools: secret" in line
+    assert "dropped: a line that is no JSON x2" in line
+    assert "unidentified errors: -32700" in line
+    assert 'content: {"type": "image", "mime_type": "image/png", "size": 12}' in line
+    assert "instructions: override ('ignore the previous rules')" in line
