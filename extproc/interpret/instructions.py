@@ -43,7 +43,6 @@ from extproc.codecs.lookalikes import LOOKALIKES
 from extproc.codecs.multipattern import Pass
 
 Kind = Literal["override", "addressed", "action", "role", "tool_call", "hidden"]
-KINDS: tuple[Kind, ...] = ("override", "addressed", "action", "role", "tool_call", "hidden")
 
 # Characters a model reads and a person does not see, removed before the rules read the
 # text: zero-width spaces and joiners, word joiner and invisible operators, the BOM, the
@@ -62,18 +61,26 @@ _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 
 _WORDS_BETWEEN = r"(?:\s{1,8}\S{1,40}){0,3}?"
 _PRIOR = (r"(?:previous|prior|above|earlier|preceding|original|initial|system|existing|"
-          r"foregoing|all|any|your|the|these|those|other)")
+          r"foregoing|your)")
 _ORDERS = (r"(?:instructions?|prompts?|rules|directives?|guidelines|guidance|context|"
            r"messages?|commands?|orders|constraints|programming|task|request)")
 _MODEL = (r"(?:ai|a\.i\.|llm|llms|language models?|assistants?|agents?|ai agents?|"
           r"chatbots?|bots?|gpt|chatgpt|claude|gemini|copilot|model)")
 _LINE = r"(?:^|\n)[ \t]{0,8}"
+_ACTS = (r"(?:get|set|list|read|write|delete|remove|drop|truncate|create|update|send|post|fetch|"
+         r"run|exec|execute|call|open|upload|download|copy|move|transfer|grant|revoke|add|"
+         r"search|query|insert|modify|edit|rename|share|export|import|approve|pay|purchase|"
+         r"deploy|kill|stop|shutdown|reset|wipe|email|mail|browse|navigate|click|submit)")
+_TOOL_NAME = rf"{_ACTS}_[a-z0-9_]{{1,60}}|[a-z0-9][a-z0-9_]{{0,60}}_{_ACTS}\b"
+_SECRETS = (r"(?:keys?|tokens?|passwords?|secrets?|credentials?|cookies?|contents?|data|files?|"
+            r"history|conversation|context|env|environment|session|database|records?|"
+            r"customers?|emails?|messages?)")
 
 # Each rule: its kind and its expression, read by Hyperscan (no look-around, `^` only at
 # the text's start: a line's start is `_LINE`) and by `re` over bytes.
 _RULES: tuple[tuple[Kind, str], ...] = (
     ("override",
-     rf"\b(?:ignore|disregard|forget|override|bypass|abandon|drop|set aside|stop following)"
+     rf"\b(?:ignore|disregard|forget|override|bypass|abandon|set aside|stop following)"
      rf"{_WORDS_BETWEEN}\s{{1,8}}{_PRIOR}{_WORDS_BETWEEN}\s{{1,8}}{_ORDERS}\b"),
     ("override", r"\b(?:ignore|disregard|forget)\s{1,8}(?:everything|anything|all)\s{1,8}"
                  r"(?:above|before|previously|you (?:were|have been) told)\b"),
@@ -115,12 +122,15 @@ _RULES: tuple[tuple[Kind, str], ...] = (
                   r"above)\b"),
     ("addressed", rf"{_LINE}(?:assistant|ai|system)\s{{0,8}}:\s{{0,8}}(?:ignore|disregard|"
                   r"forget|you must|you should|please|now)\b"),
-    ("action", r"\b(?:call|invoke|run|use|execute|trigger) (?:the )?[a-z][a-z0-9]{0,30}"
-               r"(?:_[a-z0-9]{1,30}){1,6}(?: tool| function)?\s{0,8}(?:with|on|to|using|"
-               r"passing|for|\(|[a-z_]{1,30}=)"),
-    ("action", r"\b(?:send|post|upload|forward|e-?mail|transmit|exfiltrate|leak|submit|report) "
-               r"(?:it|them|this|that|the|all|your|any|every)\b(?:\s{1,8}\S{1,40}){0,6}?"
-               r"\s{1,8}to\s{1,8}(?:https?://|[\w.+-]{1,64}@[\w-]{1,64}\.)"),
+    # A tool called by its name as MCP servers name them, with what it is to act on: an
+    # action and its object (`delete_file`), or an object and its action (`http_post`). A
+    # changelog's functions (`use get_feature() instead`, `call send_fds() before`) and
+    # build steps (`dh_install`) are none.
+    ("action", rf"\b(?:call|invoke|execute|run|trigger) (?:the )?(?:{_TOOL_NAME})"
+               r"(?: tool| function)?\s{0,8}(?:with|on|to|using|passing|for|[a-z_]{1,30}=)"),
+    ("action", rf"\b(?:send|post|upload|forward|e-?mail|transmit|exfiltrate|leak) "
+               rf"(?:it|them|this|that|the|all|your|any|every)\b[^\n]{{0,60}}?\b{_SECRETS}\b"
+               r"[^\n]{0,60}?\sto\s{1,8}(?:https?://|[\w.+-]{1,64}@[\w-]{1,64}\.)"),
     ("role", r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|"
              r"end_header_id)\|>"),
     ("role", r"\[/?inst\]|<</?sys>>|<start_of_turn>|<end_of_turn>"),
