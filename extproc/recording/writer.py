@@ -24,6 +24,7 @@ then after writing what it received.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import logging
 import os
@@ -207,6 +208,12 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
     forward.addFilter(LogMasking(masker))  # masked here too: stderr may be its only way out
     root.handlers[:] = [forward]
     root.setLevel(log_level)
+    try:
+        _own_chain(settings)
+    except OSError as exc:  # the spool folder is unusable: said again where it is used
+        log.error("recording: the chain's lock in %s (recording.spool_dir) cannot be taken "
+                  "(%s): a previous process of writer %s still writing would not be waited "
+                  "for", settings.spool_dir, exc.strerror or exc, settings.writer_id)
     writer = ChainWriter(url, settings, signer, masker, acks)
     if settings.telemetry is not None and settings.telemetry.otlp_endpoint:
         writer.spans = SpanExport(settings.telemetry)
@@ -233,6 +240,31 @@ def serve(evidence: Pipe, pipe: Pipe, url: str, settings: RecorderSettings, sign
     acks.send(("bye",))
     if writer.spans is not None:  # the request process waits _END_SECONDS for this one
         writer.spans.flush(_SPAN_FLUSH_SECONDS)
+
+
+def _own_chain(settings: RecorderSettings) -> None:
+    """Hold this writer's chain alone for this process's life, before reading where the
+    chain ends: an flock on `<spool_dir>/.chain-<writer>.lock`.
+
+    A writer process outlives its request process when that one is killed (it writes
+    what it holds, then exits: `serve`). A configured `writer_id` is the same after a
+    restart, so the restarted process's writer would read the chain's end while the old
+    one still had records to write, number its own after the same record, and be refused
+    by the store (a duplicate) from then on. The new writer waits here for the old one
+    to finish instead. Without a spool folder there is no place for the lock (a writer
+    id made per process never meets an old one). Raises OSError."""
+    folder = settings.spool_dir
+    if folder is None:
+        return
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-._" else "_" for c in settings.writer_id)
+    fd = os.open(folder / f".chain-{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.warning("recording: the previous process of writer %s is still writing its "
+                    "chain; waiting for it to finish", settings.writer_id)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # kept for life: the descriptor is never closed
 
 
 def _receive(evidence: Pipe, items: queue.SimpleQueue[_Item | None],

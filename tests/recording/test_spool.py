@@ -14,12 +14,17 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
+import signal
 import sqlite3
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -30,6 +35,7 @@ from extproc.recording.chain import Signer
 from extproc.recording.verify import verify
 from extproc.recording.wire import decode, encode
 from extproc.store import StoreError, connect
+from tests.cli.test_audit_cli import REPO
 from tests.recording.conftest import MASKER, evidence, settings, wait_until
 from tests.recording.test_writer import count
 
@@ -137,7 +143,6 @@ def test_a_file_that_cannot_be_trusted_is_moved_aside_and_the_rest_is_read(
 
 def test_a_temporary_file_left_by_a_stopped_process_is_moved_aside(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    import os
 
     folder = tmp_path / "spool"
     spool.prepare(folder)
@@ -338,3 +343,80 @@ async def test_an_exchange_killed_in_flight_leaves_its_provisional_record(
     assert sorted(r.trace_id for r in written) == sorted(
         [in_flight.trace_id, ended.trace_id])
     assert all(r.document()["spooled"] for r in written)
+
+
+# A request process that starts its recorder, records two exchanges when told to (the
+# store's write lock held by the test), and is killed: its writer process outlives it,
+# holding them. A process of its own (a fork of a test process, whose other threads may
+# hold a lock, can hang).
+KILLED_WHILE_ITS_WRITER_WAITS = """
+import os, signal, sys
+from pathlib import Path
+from extproc.recording import Recorder
+from extproc.recording.chain import Signer
+from tests.recording.conftest import MASKER, settings
+from tests.recording.test_spool import exchange
+
+recorder = Recorder(sys.argv[1], settings(spool_dir=Path(sys.argv[3]), writer_id="replica-9"),
+                    Signer.from_file(Path(sys.argv[2])), MASKER)
+recorder.start()
+print("started", flush=True)
+sys.stdin.readline()
+for k in (1, 2):
+    recorder.admit()
+    recorder.submit(exchange(k))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+async def test_a_restarted_writer_waits_for_its_predecessor_to_finish_its_chain(
+        sqlite_url: str, signer: Signer, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A request process killed while the store could not write leaves its writer process
+    with records to write. Restarted with the same writer id, its new writer waits for the
+    old one (the chain's lock) instead of numbering its records after the same last one:
+    then the store refused the new writer's every batch as duplicates, for good. Both
+    processes' records end in one chain, each once, in order, and it verifies."""
+    folder = tmp_path / "spool"
+    child = await asyncio.to_thread(
+        subprocess.Popen, [sys.executable, "-c", KILLED_WHILE_ITS_WRITER_WAITS, sqlite_url,
+                           str(tmp_path / "audit.key"), str(folder)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert child.stdin is not None and child.stdout is not None
+    assert await asyncio.to_thread(child.stdout.readline) == "started\n"
+    with write_locked(sqlite_url):
+        child.stdin.write("submit\n")
+        child.stdin.close()
+        # Its death (its pipes stay open in its writer process).
+        assert await asyncio.to_thread(child.wait, 60) == -signal.SIGKILL
+        again = Recorder(sqlite_url, settings(spool_dir=folder, writer_id="replica-9"),
+                         signer, MASKER)
+        starting = asyncio.create_task(asyncio.to_thread(again.start))
+        await asyncio.to_thread(wait_until, lambda: "is still writing its chain" in caplog.text,
+                                "the new writer waiting for the old one")
+        assert not starting.done()
+    await starting
+    child.stdout.close()
+    again.admit()
+    again.submit(exchange(3))
+    await again.close()
+    connection = connect(sqlite_url)
+    try:
+        rows = [row for row in record_store.chain_rows(connection) if row.writer == "replica-9"]
+    finally:
+        connection.close()
+    assert [row.seq for row in rows] == [1, 2, 3]
+    assert traces_of(rows) == [f"{n:032x}" for n in (1, 2, 3)]
+    assert verify_intact(sqlite_url, signer)
+
+
+def traces_of(rows: list[Any]) -> list[str]:
+    return [row.trace_id for row in rows]
+
+
+def verify_intact(url: str, signer: Signer) -> bool:
+    connection = connect(url)
+    try:
+        return verify(connection, signer.public).intact
+    finally:
+        connection.close()
