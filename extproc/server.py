@@ -64,6 +64,7 @@ from extproc.exchange.revisions import Revisions, gone_seconds
 from extproc.exchange.tls import server_context
 from extproc.http.front import ExtProcServicer
 from extproc.http.mcp_sessions import McpSessions
+from extproc.interpret import instructions
 from extproc.masking import Masker
 from extproc.masking.images import ImageLimits
 from extproc.masking.ner import ModelUnavailable
@@ -160,6 +161,7 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         except ModelUnavailable as exc:
             raise ServeError(f"masking.model: {exc}") from None
         masker.warm()
+        _warm_readers(config)
         where = config.policy.url if config.policy.engine == "opa" else "in process"
         log.info(
             "policies from %s loaded, %s engine %s (revision %s; %s)",
@@ -665,6 +667,13 @@ def recordings_api(config: Config, approvals: ApprovalStore, verifier: Verifier,
                          Reports(config, recorder.signer),
                          player=None if player is None else config.resolve(player),
                          approvals=approvals)
+
+
+def _warm_readers(config: Config) -> None:
+    """Build what reads MCP targets' results before serving: the first result read must
+    not wait for its rules' database."""
+    if any(target.protocol == "mcp" for target in config.targets):
+        instructions.warm()
 
 
 def open_recorder(config: Config, masker: Masker) -> Recorder:
