@@ -276,7 +276,7 @@ class KeptActs:
         body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
         private_file.write(self.folder / name, orjson.dumps(
             {"kept": kind, "content": content, "mac": self._mac(kind, body)}))
-        self._fsync_folder()
+        private_file.sync_folder(self.folder)
 
     def _open_act(self, act_id: str) -> KeptAct | None:
         path = self.folder / (act_id + _ACT)
@@ -325,15 +325,7 @@ class KeptActs:
 
     def _unlink(self, name: str) -> None:
         (self.folder / name).unlink(missing_ok=True)
-        self._fsync_folder()
-
-    def _fsync_folder(self) -> None:
-        """A file made, renamed or deleted in the folder is so after a power loss too."""
-        fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        private_file.sync_folder(self.folder)
 
     @contextlib.contextmanager
     def _folder_lock(self) -> Iterator[bool]:
