@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import TypeVar
 
 from extproc.codecs.refusal import Refused
@@ -128,14 +129,15 @@ class RequestSessions:
 _REQUEST_FRONTS = frozenset(FRONTS.values())
 
 
-async def until_ended(answers: AsyncIterator[_T], session: LiveSession | None
-                      ) -> AsyncIterator[_T]:
+async def until_ended(answers: AsyncGenerator[_T, None], session: LiveSession | None
+                      ) -> AsyncGenerator[_T, None]:
     """`answers` as they come, until the session is ended: then they stop (what was
     waiting is cancelled: a hold, the upstream's next chunk) and `session_ended` is
     raised, for the front to close the stream with."""
     if session is None:
-        async for answer in answers:
-            yield answer
+        async with aclosing(answers):  # closed first, whatever closes this
+            async for answer in answers:
+                yield answer
         return
     ended = asyncio.ensure_future(session.ended.wait())
     following: asyncio.Task[_T | Ended] | None = None
@@ -156,6 +158,4 @@ async def until_ended(answers: AsyncIterator[_T], session: LiveSession | None
         # taken (reads.py): the answers' generator is closed next.
         if following is not None:
             await stopped(following)
-        aclose = getattr(answers, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await answers.aclose()

@@ -16,7 +16,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
@@ -143,9 +144,14 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
                 act.check(f"route {route!r} or cluster {cluster!r}")
                 # Ended (or its identity locked) while in flight: what waits stops, and
                 # the stream closes with the refusal.
-                async for answer in _recorded_before_the_last(act, messages, until_ended(
-                        self._exchange(act, first, messages, outbound), act.exchange.live)):
-                    yield answer
+                # Closed in order, innermost first, however the stream ends: Envoy may
+                # close it at an answer it yielded (its client had what it wanted), and
+                # what each layer notes as it closes must be in the record the act ends.
+                async with aclosing(_recorded_before_the_last(act, messages, until_ended(
+                        self._exchange(act, first, messages, outbound), act.exchange.live)
+                        )) as answers:
+                    async for answer in answers:
+                        yield answer
             except Exception as exc:  # every failure is answered: fail closed
                 refused = _refusal(act, exc)
                 if refused is not None:
@@ -156,7 +162,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
 
     async def _exchange(self, act: Act, first: ProcessingRequest,
                         messages: wire.Messages, outbound: Outbound | None
-                        ) -> AsyncIterator[ProcessingResponse]:
+                        ) -> AsyncGenerator[ProcessingResponse, None]:
         exchange = act.exchange
         headers = exchange.evidence.headers
         target = exchange.target
@@ -240,8 +246,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         else:
             yield wire.continue_request_headers(exchange.trace_id, mode, injection, reads_body,
                                                 traceparent, metadata, replaced)
-        async for answer in self._response(act, handler, messages, forwarded):
-            yield answer
+        async with aclosing(self._response(act, handler, messages, forwarded)) as answers:
+            async for answer in answers:
+                yield answer
 
     def _mcp_sessions(self, exchange: Exchange) -> McpSessions | None:
         target = exchange.target
@@ -261,7 +268,7 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
 
     async def _response(self, act: Act, handler: ResponseHandler | None,
                         messages: wire.Messages, forwarded: float
-                        ) -> AsyncIterator[ProcessingResponse]:
+                        ) -> AsyncGenerator[ProcessingResponse, None]:
         """The upstream's answer, as the request's handler reads it (None: it is not
         read); an MCP session it opens is bound first, before its id goes on."""
         if handler is None:
@@ -286,8 +293,9 @@ class ExtProcServicer(ext_proc_grpc.ExternalProcessorServicer):
         if sessions is not None:
             await sessions.answered(exchange, status, response_headers)
             response = sessions.watched(exchange, status, response)
-        async for answer in handler.run(act, response):
-            yield answer
+        async with aclosing(handler.run(act, response)) as answers:
+            async for answer in answers:
+                yield answer
 
     async def _decide_request(self, act: Act, outbound: Outbound | None) -> Decision:
         """The request's decision. Through the egress proxy, a name is decided on first
@@ -423,28 +431,29 @@ def _refusal(act: Act, exc: Exception) -> Answer | None:
 
 
 async def _recorded_before_the_last(act: Act, messages: wire.Messages,
-                                   answers: AsyncIterator[ProcessingResponse]
-                                   ) -> AsyncIterator[ProcessingResponse]:
+                                   answers: AsyncGenerator[ProcessingResponse, None]
+                                   ) -> AsyncGenerator[ProcessingResponse, None]:
     """`answers` as they come until one ends the exchange (wire.Messages.final); from
     there the rest are gathered (none waits on Envoy, which has sent its last; one that
     asks Envoy for more time goes at once), the act is ended, its record journaled
     (recording/journal.py), and then they go: no process death can leave an answered
     exchange unrecorded, and the record holds what the handler noted after its last
     answer too (a stream's finish reasons)."""
-    async for answer in answers:
-        if not messages.final(answer):
-            yield answer
-            continue
-        last = [answer]
-        async for rest in answers:
-            if wire.asks_time(rest):  # Envoy is to wait for the rest: told at once
-                yield rest
-            else:
-                last.append(rest)
-        act.end()
-        for answer in last:
-            yield answer
-        return
+    async with aclosing(answers):
+        async for answer in answers:
+            if not messages.final(answer):
+                yield answer
+                continue
+            last = [answer]
+            async for rest in answers:
+                if wire.asks_time(rest):  # Envoy is to wait for the rest: told at once
+                    yield rest
+                else:
+                    last.append(rest)
+            act.end()
+            for answer in last:
+                yield answer
+            return
 
 
 def _last_recorded(act: Act, answer: ProcessingResponse) -> ProcessingResponse:

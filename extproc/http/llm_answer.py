@@ -14,7 +14,7 @@ error event, which OpenAI-compatible clients raise as an error.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import TYPE_CHECKING, cast
 
 from extproc.codecs import jsonenc
@@ -50,13 +50,11 @@ class ModelAnswer:
 
     mode: Mode = "duplex"
 
-    async def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
-        answered = (self._whole if not is_event_stream(response.headers)
-                    else self._streamed)(act, response)
-        async for answer in answered:
-            yield answer
+    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
+        return (self._whole if not is_event_stream(response.headers)
+                else self._streamed)(act, response)
 
-    async def _whole(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    async def _whole(self, act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
         exchange = act.exchange
         target, headers = exchange.target, response.headers
         assert target is not None and exchange.response is not None
@@ -87,7 +85,7 @@ class ModelAnswer:
         for answer in response.send(out, True):
             yield answer
 
-    async def _streamed(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    async def _streamed(self, act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
         exchange = act.exchange
         if content_encoding(response.headers) != "identity":
             raise Unavailable(502, "unreadable_encoding",

@@ -43,7 +43,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -69,7 +69,7 @@ log = logging.getLogger("tollgate.mcp")
 class McpAnswer:
     mode: Mode = "body"
 
-    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
         if (not response.ends and not is_event_stream(response.headers)
                 and (act.exchange.meaning or {}).get("method") in _LISTENS):
             return _streamed(act, response, lines=True)
@@ -661,7 +661,7 @@ class _Reader:
 
 
 async def _whole(act: Act,
-                 response: ResponseWire[Out]) -> AsyncIterator[Out]:
+                 response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
     exchange = act.exchange
     target, headers = exchange.target, response.headers
     assert target is not None
@@ -695,7 +695,7 @@ async def _whole(act: Act,
 
 
 async def _streamed(act: Act, response: ResponseWire[Out],
-                    lines: bool = False) -> AsyncIterator[Out]:
+                    lines: bool = False) -> AsyncGenerator[Out, None]:
     """An answer released as it flows: event by event, or (`lines`: a listen stream the
     server writes as JSON) line by line."""
     exchange = act.exchange

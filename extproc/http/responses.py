@@ -10,7 +10,7 @@ streams (http/llm_answer.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Literal, Protocol, TypeVar
 
 from extproc import ledger
@@ -92,7 +92,7 @@ class ResponseHandler(Protocol):
     """What the front asks its peer for: the response headers; the body too (buffered,
     or streamed on request); or the body streamed while the headers wait (duplex)."""
 
-    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
         ...
 
 
@@ -101,7 +101,7 @@ class Headers:
 
     mode: Mode = "headers"
 
-    async def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    async def run(self, act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
         exchange = act.exchange
         decision = await act.decide("response")
         if decision.action != "allow":
@@ -116,17 +116,17 @@ class Body:
 
     mode: Mode = "body"
 
-    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+    def run(self, act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
         return by_shape(act, response, _stream, _buffered)
 
 
 HEADERS, BODY = Headers(), Body()
 
-Handle = Callable[[Act, ResponseWire[Out]], AsyncIterator[Out]]
+Handle = Callable[[Act, ResponseWire[Out]], AsyncGenerator[Out, None]]
 
 
 def by_shape(act: Act, response: ResponseWire[Out],
-             streamed: Handle[Out], whole: Handle[Out]) -> AsyncIterator[Out]:
+             streamed: Handle[Out], whole: Handle[Out]) -> AsyncGenerator[Out, None]:
     """A body's handling by its shape: the headers alone when there is none, `streamed`
     for an event stream, `whole` for the rest. Where only text is read (inside a read
     tunnel), a body that is no text passes unread, and one of text whose length is not
@@ -143,7 +143,7 @@ def by_shape(act: Act, response: ResponseWire[Out],
     return whole(act, response)
 
 
-async def _unread(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+async def _unread(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
     """A body that is no text, where only text is read: decided on its headers, then
     passed unread (not buffered, whatever its size)."""
     exchange = act.exchange
@@ -156,7 +156,7 @@ async def _unread(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
     yield response.pass_unread()
 
 
-async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
     exchange = act.exchange
     target, headers = exchange.target, response.headers
     assert target is not None and exchange.response is not None
@@ -179,7 +179,7 @@ async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]
     yield response.keep_body()
 
 
-async def _stream(act: Act, response: ResponseWire[Out]) -> AsyncIterator[Out]:
+async def _stream(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
     """A stream (of events, or of text), decided on its headers, masked chunk by chunk
     with a held-back tail (so a secret cut between chunks is still caught), released as
     it comes: no whole-stream buffer."""
