@@ -240,6 +240,7 @@ bench: $(VENV)/.bench-deps $(LITELLM)/.deps $(MCP2)/.deps $(COMPILED) system-dep
 	$(BIN)/python -m bench.ssh
 	$(BIN)/python -m bench.k8s_streams
 	$(BIN)/python -m bench.instructions
+	$(BIN)/python -m bench.flow
 
 # The load benchmark's max phases, a few seconds, ratios only (what make test runs too).
 bench-smoke: $(VENV)/.test-deps

@@ -20,11 +20,11 @@ from pathlib import Path
 from extproc import ledger
 
 # The order stages are printed in: an exchange's path through the act, then the writer.
-STAGES = ("open", "interpret", "activity", "decide", "mask", "span", "record", "journal",
-          "observe")
+STAGES = ("open", "interpret", "activity", "flow", "decide", "mask", "span", "record",
+          "journal", "observe")
 WRITER_STAGES = ("decode", "mask", "chain", "store", "span")
 # Stages timed around an await: the thread's CPU meanwhile, other tasks' included.
-WALL = {"activity"}
+WALL = {"activity", "flow"}
 
 
 @dataclass(frozen=True)

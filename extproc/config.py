@@ -716,6 +716,10 @@ class Target:
     # up). strict: the request decision's record is committed before the request
     # proceeds, and a store that cannot commit it refuses the request.
     record: Literal["normal", "strict"] = "normal"
+    # Whether what this target answers is untrusted content, which may carry instructions
+    # an agent then follows (input.flow; None: an egress target's is, the open web, and
+    # any other's is not).
+    untrusted: bool | None = None
     # How long this target's records are kept, in days, instead of store.retention_days
     # (None: the store's; 0: for ever, whatever the store's). A legal hold keeps a held
     # session's records longer still (`tollgate audit hold`).
@@ -735,6 +739,7 @@ class Target:
             object.__setattr__(self, "mcp", Mcp())
         if self.protocol == "egress" and self.egress is None:
             object.__setattr__(self, "egress", Egress())
+        self._check_trust()
         self._check_database()
         if self.credential is not None and self.credential.exchanged \
                 and self.protocol not in HTTP_FRONT_PROTOCOLS:
@@ -750,6 +755,15 @@ class Target:
             if not _HEADER_NAME.fullmatch(name):
                 raise Invalid("strip_headers", f"not a header name: {name!r}")
         object.__setattr__(self, "strip_headers", tuple(h.lower() for h in self.strip_headers))
+
+    def _check_trust(self) -> None:
+        """Untrusted content is noted where tollgate forwards the request (the HTTP front,
+        the egress proxy); an egress target's answers are the open web's."""
+        if self.untrusted is None:
+            object.__setattr__(self, "untrusted", self.protocol == "egress")
+        elif self.untrusted and self.protocol not in (*HTTP_FRONT_PROTOCOLS, "k8s", "egress"):
+            raise Invalid("untrusted", f"noted for targets reached through the HTTP front "
+                          f"or the egress proxy, not for a {self.protocol} target")
 
     def _check_egress(self) -> None:
         """The proxy is reached by route, by agents with tokens, and reads what it can:
@@ -1197,6 +1211,25 @@ class Budgets:
 
 
 @dataclass(frozen=True)
+class Flow:
+    """What each identity and agent run has received, for the policy (`input.flow`,
+    activity/flow.py): answers of untrusted targets, and answers that speak to the model."""
+
+    # Off: `input.flow.status` is "off" and nothing is noted.
+    enabled: bool = True
+    # How long what was received counts: the policy sees what came within this.
+    retention_seconds: float = 3600.0
+    # A noting or reading the store has not answered in this long fails: a noting
+    # refuses the answer (it would reach the agent unnoted), a reading is `unknown`.
+    timeout_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("retention_seconds", "timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise Invalid(name, "must be > 0")
+
+
+@dataclass(frozen=True)
 class Alerts:
     """Where the policy's alerts (`data.tollgate.alerts`) go besides the span and record."""
 
@@ -1554,6 +1587,7 @@ class Config:
     recording: Recording = field(default_factory=Recording)
     approvals: Approvals = field(default_factory=Approvals)
     activity: Activity = field(default_factory=Activity)
+    flow: Flow = field(default_factory=Flow)
     alerts: Alerts = field(default_factory=Alerts)
     budgets: Budgets = field(default_factory=Budgets)
     monitor: Monitor = field(default_factory=Monitor)

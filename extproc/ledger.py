@@ -15,7 +15,8 @@ beside the CPU /proc says the processes spent, whose rest the ledger does not at
 context that does nothing: a call and a `with`, tens of nanoseconds.
 
 Stages (docs/performance/ledger.md): open (the exchange's state and span), interpret,
-activity (live counts and budgets read for the decision), decide (the policy), mask
+activity (live counts and budgets read for the decision), flow (what the identity and
+run received, read for an acting request's decision: activity/flow.py), decide (the policy), mask
 (answers, rows and records masked by the act), span (the exchange's span ended), record
 (the evidence encoded for the writer), journal (the evidence appended to the process's
 journal and queued for the writer), observe (metrics and activity counted

@@ -22,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from extproc import admin, hangups, metrics
 from extproc.activity import Tracker
 from extproc.activity.budgets import BudgetBook
+from extproc.activity.flow import Flow
 from extproc.activity.seen import Seen
 from extproc.admin import live_page
 from extproc.admin.approvals.api import ApprovalsApi
@@ -228,7 +229,8 @@ async def serve(config: Config, *, admin_api: bool = True, worker: int = 0) -> N
         pins = StoredPins(holds)
         pipeline = Pipeline(config, engine, telemetry, credentials, masker, recorder, holds,
                             pins, tracker, alerts, revisions, live, budgets,
-                            self_lister(config, credentials, pins))
+                            self_lister(config, credentials, pins),
+                            await open_flow(config, opened))
         requests = RequestSessions(live, config.recording.session_idle_minutes * 60)
         servicer = ExtProcServicer(config, pipeline, egress,
                                    McpSessions(holds.store.store, alerts), requests)
@@ -619,6 +621,17 @@ async def open_activity(config: Config, recorder: Recorder, holds: Holds,
                     holds.store.store, recorder, tracker)
     opened.push_async_callback(alerts.close)
     return tracker, alerts
+
+
+async def open_flow(config: Config, opened: contextlib.AsyncExitStack) -> Flow | None:
+    """What each identity and agent run received (activity/flow.py; None: flow.enabled is
+    off); closed with `opened`."""
+    if not config.flow.enabled:
+        return None
+    flow = Flow(config.flow, config.store_url)
+    await flow.start()
+    opened.push_async_callback(flow.close)
+    return flow
 
 
 async def open_kept(config: Config, store: LiveStore, live: LiveSessions,

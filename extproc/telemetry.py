@@ -257,6 +257,11 @@ class ExchangeSpan:
     def get_span_context(self) -> SpanContext:
         return self._context
 
+    @property
+    def continued(self) -> bool:
+        """Whether the span continues a trace its caller sent (an agent's run)."""
+        return self._parent is not None
+
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         self._attributes.update(attributes)
 

@@ -178,6 +178,7 @@ live_reads := [
 	"activity.token.seen.environments",
 	"activity.live",
 	"budget",
+	"flow",
 	"target",
 	"phase",
 	"identity.sub",
@@ -190,6 +191,8 @@ live_reads := [
 	"mysql.kill",
 	"egress",
 	"effect",
+	"mcp.method",
+	"mcp.params.name",
 ]
 
 # Whether a response can change the decision for the target in `input.target` (the only

@@ -179,19 +179,22 @@ class _Sqlite:
             thread.shutdown()
 
 
-def _postgres(url: str, timeout: float) -> Any:
-    """The PostgreSQL readings (live_postgres.py): only a PostgreSQL store imports psycopg
-    (store/connection.py says why)."""
-    from extproc.activity.live_postgres import LivePostgres
+def open_store(url: str, timeout: float,
+               unseen: Callable[[list[tuple[str, str, int]]], None] = lambda _: None) -> Any:
+    """The store the request path reads and writes in one round trip (this module's and
+    flow.py's): SQLite's threads, or a PostgreSQL pool (live_postgres.py: only a
+    PostgreSQL store imports psycopg, as store/connection.py says why). `unseen`: told of
+    a token's values SQLite did not take."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from extproc.activity.live_postgres import LivePostgres
 
-    return LivePostgres(url, timeout, _SEEN)
+        return LivePostgres(url, timeout, _SEEN)
+    return _Sqlite(url, min(timeout, BUDGET), unseen)
 
 
 class Live:
     def __init__(self, url: str, timeout: float) -> None:
-        self._store = _postgres(url, timeout) \
-            if url.startswith(("postgresql://", "postgres://")) \
-            else _Sqlite(url, min(timeout, BUDGET), self._unseen)
+        self._store = open_store(url, timeout, self._unseen)
         self._timeout = timeout
         self._retrying = Retrying()  # a reading rides out a blip of the store
         self._failing = False

@@ -134,6 +134,12 @@ class Act:
         target's credential to put in."""
         return await self._pipeline.forward(self.exchange, ends_first)
 
+    async def received(self, cause: str, kinds: tuple[str, ...] = ()) -> None:
+        """The answer is untrusted content (`cause`; `kinds` of words to the model found
+        in it): noted where every process's decisions read it, before it reaches the
+        agent; a store that cannot take the note refuses the answer (503)."""
+        await self._pipeline.received(self.exchange, cause, kinds)
+
     def responded(self, status: int, headers: dict[str, str], content_type: str,
                   upstream_ms: float) -> None:
         """The upstream's response headers (as the policy sees them) arrived."""

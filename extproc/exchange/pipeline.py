@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 from extproc import ledger
 from extproc.activity.administrative import administrative
+from extproc.activity.flow import UNREAD, acts
+from extproc.activity.tracker import keys_of
 from extproc.approvals.hold import bound_to
 from extproc.approvals.model import Approval, denial
 from extproc.codecs.refusal import Refusal, Refused, Unavailable
@@ -28,10 +30,19 @@ from extproc.credentials import Injection
 from extproc.exchange.act import Act
 from extproc.exchange.budgeted import Budgeting
 from extproc.exchange.live import LiveSessions
-from extproc.exchange.ports import Activity, Alerts, Credentials, Holds, Recorder, Revisions
+from extproc.exchange.ports import (
+    Activity,
+    Alerts,
+    Credentials,
+    Flow,
+    Holds,
+    Recorder,
+    Revisions,
+)
 from extproc.exchange.state import Exchange, approved
 from extproc.identity import Who, identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
+from extproc.interpret.llm import told_since_last_turn
 from extproc.interpret.mcp import ToolLister, ToolPins
 from extproc.masking import Masker
 from extproc.masking.policy_mask import MaskError, spec_of
@@ -70,15 +81,17 @@ class Pipeline:
         pins: ToolPins | None = None, activity: Activity | None = None,
         alerts: Alerts | None = None, revisions: Revisions | None = None,
         live: LiveSessions | None = None, budgets: Budgeting | None = None,
-        lister: ToolLister | None = None,
+        lister: ToolLister | None = None, flow: Flow | None = None,
     ) -> None:
         """`revisions`: whether this process serves the newest policy revision of those
         the processes sharing its store serve (None: not asked); `live`: the sessions
         open here and the identities locked (live.py; None: a registry of its own);
         `budgets`: what reserves and settles the budgets (None: none is configured);
         `lister`: what lists an MCP server's tools when a call names one with no pin
-        (approvals/self_listing.py; None: nothing does)."""
+        (approvals/self_listing.py; None: nothing does); `flow`: what each identity and
+        run received (activity/flow.py; None: input.flow is null)."""
         self.masker, self.recorder = masker, recorder
+        self._flow = flow
         self.budgets = budgets
         self.live = live if live is not None else LiveSessions()
         self._activity, self._alerts, self._revisions = activity, alerts, revisions
@@ -183,6 +196,13 @@ class Pipeline:
             complete = getattr(interpreter, "complete", None)
             exchange.interpret(meaning if complete is None else await complete(
                 meaning, exchange.evidence.headers, exchange.evidence, exchange.subject))
+        if self._flow is not None and exchange.target is not None \
+                and exchange.target.protocol == "llm":
+            # Tool results the model reads now, however the agent reached its tools: what
+            # speaks to the model in them is noted before the model (and the agent) act.
+            told = told_since_last_turn(exchange.meaning)
+            if told:
+                await self.received(exchange, "instructions", told)
 
     def decides_responses(self, exchange: Exchange) -> bool:
         """Whether the policy decides this exchange's response (else the request's decision
@@ -202,6 +222,9 @@ class Pipeline:
         started = time.perf_counter()
         with ledger.stage(exchange.front, "activity"):
             activity = await self._counted(exchange, phase)
+        if phase == "request" and self._flow is not None:
+            with ledger.stage(exchange.front, "flow"):
+                exchange.flow = await self._received_before(exchange)
         try:
             with ledger.stage(exchange.front, "decide"):
                 decision = await self._engine.decide(exchange.policy_input(phase, activity))
@@ -231,6 +254,36 @@ class Pipeline:
             await self._alerts.raised(exchange, decision.alerts)
         await self._attended(exchange, phase, decision)
         return decision
+
+    async def _received_before(self, exchange: Exchange) -> bytes:
+        """input.flow: what the identity and run received, read where the request can
+        act on it (activity/flow.py)."""
+        assert self._flow is not None and exchange.target is not None
+        method = exchange.request["method"] if exchange.request is not None else ""
+        if not acts(exchange.target.protocol, exchange.meaning, method):
+            return UNREAD
+        return await self._flow.read(keys_of(exchange.identity)[0], _run_of(exchange))
+
+    async def received(self, exchange: Exchange, cause: str, kinds: tuple[str, ...] = ()
+                       ) -> None:
+        """Note, before the answer reaches the agent, that it is untrusted content
+        (`cause`: `untrusted`, of a target so marked; `instructions`, words to the model
+        found in it, of `kinds`); once per exchange and cause. A store that cannot take
+        the note refuses the answer (503): it would reach the agent unnoted."""
+        if self._flow is None or cause in exchange.received:
+            return
+        target = exchange.target
+        assert target is not None
+        try:
+            await self._flow.received(keys_of(exchange.identity)[0], _run_of(exchange),
+                                      target.name, cause, kinds, exchange.trace_id)
+        except StoreError as exc:
+            log.error("trace %s: untrusted content not noted: %s", exchange.trace_id, exc)
+            raise Unavailable(503, "flow_unavailable", "this answer is untrusted content, "
+                              "and the store that notes what each agent received cannot "
+                              "take the note") from None
+        exchange.received.add(cause)
+        exchange.outcome["tollgate.flow.received"] = tuple(sorted(exchange.received))
 
     async def _counted(self, exchange: Exchange, phase: str) -> str | None:
         """input.activity (JSON text; None: not tracked), and the exchange's budgets
@@ -360,6 +413,8 @@ class Pipeline:
         `subject`); none is a 503 naming why."""
         target = exchange.target
         assert target is not None
+        if target.untrusted:  # noted before anything of its answer can come back
+            await self.received(exchange, "untrusted")
         try:
             injection = await self._credentials.upstream(target.name, exchange.subject)
         except TokenUnavailable as exc:
@@ -463,3 +518,9 @@ async def _while_here(work: Coroutine[Any, Any, _T], gone: asyncio.Event | None)
     if task.cancelled():
         raise ClientLeft
     return task.result()
+
+
+def _run_of(exchange: Exchange) -> str | None:
+    """The agent run an exchange belongs to: the trace the agent sent (None: it sent
+    none, and its identity is the only scope)."""
+    return exchange.trace_id if exchange.span.continued else None

@@ -6,6 +6,7 @@ classes, so a unit test can drive it with the in-memory fakes in tests/support/f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from extproc.approvals.model import Approval
@@ -109,6 +110,21 @@ class Activity(Protocol):
 
     async def refused(self, identity: Who | None) -> None:
         """Count a refusal where every process sees it, before it is answered."""
+        ...
+
+
+class Flow(Protocol):
+    """What each identity and agent run has received that may steer it
+    (activity/flow.py)."""
+
+    async def received(self, identity: str, run: str | None, target: str, cause: str,
+                       kinds: Iterable[str], trace_id: str) -> None:
+        """Note untrusted content where every process reads it; StoreError if the store
+        does not take the note."""
+        ...
+
+    async def read(self, identity: str, run: str | None) -> bytes:
+        """`input.flow` as JSON: what the identity and the run received (one round trip)."""
         ...
 
 

@@ -86,6 +86,11 @@ class Exchange:
     # What a write did, as the database measured it (input.effect; the PostgreSQL
     # front's, postgres/effect.py); None: not measured, and input.effect absent.
     effect: Any = None
+    # input.flow as JSON text, read for the request's decision (activity/flow.py; None:
+    # null, nothing read); the response's decision sees the same.
+    flow: bytes | None = None
+    # Causes of untrusted content this exchange's answer was noted for (once each).
+    received: set[str] = field(default_factory=set)
     # How much of the response tollgate reads: none, headers, body; or `text`: a body of
     # text read (and masked), any other passed unread (the answers inside a tunnel the
     # policy reads: a download is no data of ours, and no mask can read it).
@@ -157,7 +162,7 @@ class Exchange:
         budget = self.budget.input_json if self.budget is not None else None
         return self.encoder.encode(phase, self.identity, self.request, self.response,
                                    self.meaning, approval, self.context, self.source,
-                                   activity, self.effect, budget)
+                                   activity, self.effect, budget, self.flow)
 
     def decided(self, phase: str, decision: Decision, revision: str, duration_us: int) -> None:
         """A decision: in the span (an event, the closing attributes) and in the record."""

@@ -422,8 +422,11 @@ class _Reader:
                 and "method" not in message:
             AWAITED.answered(self.key, message["id"])
         if "result" in message:
-            for found in instructions_in(jsonenc.dumps(message["result"])):
-                self.instructions.setdefault(found.kind, found.excerpt)
+            found = {f.kind: f.excerpt for f in instructions_in(jsonenc.dumps(message["result"]))}
+            if found:  # noted before the agent reads it (activity/flow.py)
+                await self._act.received("instructions", tuple(found))
+            for kind, excerpt in found.items():
+                self.instructions.setdefault(kind, excerpt)
         return await self._masked_message(_scoped_private(message))
 
     def _unidentified(self, message: dict[str, Any]) -> bool:

@@ -68,6 +68,7 @@ from extproc.codecs import jsonenc
 from extproc.codecs.jsonenc import json_type
 from extproc.codecs.sse import EventSplitter, event_data
 from extproc.interpret import shell
+from extproc.interpret.instructions import instructions_in
 
 if TYPE_CHECKING:
     from extproc.interpret.sql import Statement
@@ -159,6 +160,21 @@ class Answer(TypedDict):
     finish_reason: str | None
     text: str
     error: str | None
+
+
+def told_since_last_turn(reading: Any) -> tuple[str, ...]:
+    """The kinds of words to the model (interpret/instructions.py) in the tool results a
+    request carries since the model's last turn: what the agent's tools answered, the
+    model reads now for the first time (older ones were read with an earlier request).
+    Tools the agent reached without the gateway included."""
+    messages = reading.get("messages") if isinstance(reading, dict) else None
+    kinds: dict[str, None] = {}
+    for message in reversed(messages if isinstance(messages, list) else []):
+        if message.get("role") == "assistant":
+            break
+        if message.get("role") == "tool" and message.get("text"):
+            kinds.update(dict.fromkeys(found.kind for found in instructions_in(message["text"])))
+    return tuple(kinds)
 
 
 def _request_reading(api: Api, body: Any) -> LlmReading:

@@ -76,7 +76,7 @@ class InputEncoder:
         meaning: Any = None,
         approval: ApprovalInput | None = None, context: Any = None,
         source: str | None = None, activity: str | None = None, effect: Any = None,
-        budget: str | None = None,
+        budget: str | None = None, flow: bytes | None = None,
     ) -> str:
         """`approval`: the approval that let a held request through (null before one did,
         so always null in the request phase's first decision); `context`: the front's
@@ -85,7 +85,8 @@ class InputEncoder:
         (activity/tracker.py; None: null, as in a what-if replay of an old record);
         `effect`: input.effect, what a write did as the database measured it (None:
         absent); `budget`: input.budget as JSON text (activity/budgets.py; None:
-        null, no budget counts the exchange)."""
+        null, no budget counts the exchange); `flow`: input.flow as JSON (activity/flow.py;
+        None: null, as in a probe or a replay)."""
         meaning_json = f"{self._meaning}{jsonenc.dumps(meaning)}" if self._meaning else ""
         if self._context:
             meaning_json += f"{self._context}{jsonenc.dumps(context)}"
@@ -96,5 +97,6 @@ class InputEncoder:
             f'"request":{jsonenc.dumps(request)},"response":{jsonenc.dumps(response)},'
             f'"approval":{jsonenc.dumps(approval)},'
             f'"source":{jsonenc.dumps({"address": source}) if source else "null"},'
-            f'"activity":{activity or "null"},"budget":{budget or "null"}{meaning_json}}}'
+            f'"activity":{activity or "null"},"budget":{budget or "null"},'
+            f'"flow":{flow.decode() if flow else "null"}{meaning_json}}}'
         )

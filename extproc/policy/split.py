@@ -42,7 +42,7 @@ against inputs crafted to differ, not the hit rate of real traffic."""
 _SEGMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\[\*\]|\*)?")
 # The parts of the input the cached part may never read: they change between two
 # exchanges that are otherwise alike, so an answer kept on them would be stale.
-_NEVER_CACHED = ("activity", "budget", "cached")
+_NEVER_CACHED = ("activity", "budget", "cached", "flow")
 
 # Reads as a tree: a key maps to what is read under it (None: the whole value); an
 # array's elements (a segment ending in `[*]`) are read alike, under the key "[*]"; a

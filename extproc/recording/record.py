@@ -435,6 +435,9 @@ def _outcome(evidence: Evidence) -> dict[str, Any]:
     # A moderated exchange (exchange/presence.py): the moderators it went on before.
     if (moderators := outcome.get("tollgate.moderators")) is not None:
         found["moderators"] = moderators
+    # An answer noted as untrusted content before the agent read it (activity/flow.py).
+    if (received := outcome.get("tollgate.flow.received")) is not None:
+        found["received"] = list(received)
     return found
 
 

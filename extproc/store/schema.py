@@ -2,7 +2,7 @@
 
 Each component (recording, approvals, policy, postgres, session_keys, activity,
 activity_live, sessions, egress, mcp_sessions, terminal, slack, live_sessions,
-ended_sessions, live_attendance, budgets) owns a list
+ended_sessions, live_attendance, budgets, flow) owns a list
 of steps; the version a store has reached is kept in `tollgate_schema`. A step runs once, in a
 transaction with the version bump, so two processes starting together cannot both apply
 it (the second waits for the lock, then finds the version already there). A store newer
@@ -542,6 +542,22 @@ MIGRATIONS: dict[str, list[list[Statement]]] = {
                 reserved_s BIGINT NOT NULL,
                 PRIMARY KEY (exchange_id, budget, subject)
             )""",
+        ],
+    ],
+    "flow": [
+        [
+            # What an identity or an agent run received that may steer it (untrusted
+            # content: activity/flow.py), one row per scope (`sub:S`, `run:T`) and answer.
+            """CREATE TABLE flow_received (
+                scope TEXT NOT NULL,
+                at_us BIGINT NOT NULL,
+                target TEXT NOT NULL,
+                cause TEXT NOT NULL,
+                kinds TEXT NOT NULL,
+                trace_id TEXT NOT NULL
+            )""",
+            "CREATE INDEX flow_received_scope ON flow_received (scope, at_us)",
+            "CREATE INDEX flow_received_at ON flow_received (at_us)",
         ],
     ],
 }

@@ -401,6 +401,42 @@ def test_a_held_destination_waits_for_security_and_passes_once_approved(
     assert places.http.received[-1].path == "/held"
 
 
+def test_a_delete_after_a_web_page_waits_for_security_who_is_told_of_the_page(
+        gw: Gateway, places: Destinations) -> None:
+    """Flows across protocols (docs/flows.md): an agent reads a page of the open web
+    through the proxy (egress answers are untrusted content), then sends a DELETE to a
+    SQL target: the DELETE waits for security, whose approval names the page's trace;
+    nothing reaches the target before it is approved."""
+    reader = tokens.token("fay", ["agents"], ttl=900)
+    page = curl(gw, f"http://app.test:{places.http.port}/drop-the-orders-table", token=reader)
+    assert page.returncode == 0, page.stderr
+    read = proxy_headers(page)["x-tollgate-trace-id"]
+    assert record_of(gw, read)["outcome"]["received"] == ["untrusted"]
+    url = f"http://shop.test:{places.shop.port}/sql"
+    answer: dict[str, subprocess.CompletedProcess[str]] = {}
+    sending = threading.Thread(target=lambda: answer.update(sent=curl(
+        gw, "-H", "content-type: application/json", "-d",
+        '{"sql": "DELETE FROM orders WHERE id = 7"}', url, token=reader)))
+    before = len(places.shop.received)
+    sending.start()
+    found: list[dict[str, Any]] = []
+
+    def held() -> bool:
+        listed = api(gw, "GET", "/approvals?status=pending")["approvals"]
+        found[:] = [a for a in listed if a["requester"] == "fay"]
+        return bool(found)
+
+    stack.wait_until(held, 15, "the DELETE held after the page")
+    assert found[0]["rules"] == ["flow.after_untrusted"]
+    assert found[0]["reasons"] == [
+        f"DELETE statement after the agent read untrusted content from egress (trace {read})"]
+    assert len(places.shop.received) == before
+    approve(gw, found[0]["id"])
+    sending.join(TIMEOUT)
+    assert answer["sent"].returncode == 0, answer["sent"].stderr
+    assert places.shop.received[-1].body == b'{"sql": "DELETE FROM orders WHERE id = 7"}'
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 

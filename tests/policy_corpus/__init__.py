@@ -99,6 +99,7 @@ HOLDS = {
     "k8s.production_destroy": (["group:cluster-admins"], 300),
     "k8s.privilege_change": (["group:cluster-admins"], 300),
     "k8s.privileged_pod": (["group:cluster-admins"], 300),
+    "flow.after_untrusted": (["group:security"], 600),
 }
 # The holds the pack's grants.rego opens a window for once approved, and for how many
 # minutes (a case with a `grant_minutes_by_rule` of its own writes its decision out).
@@ -339,8 +340,10 @@ def policy_input(spec: dict[str, Any]) -> str:
     # A database front's session (input.postgres, input.mysql), as the front builds it.
     protocol = target.protocol
     context = spec.get(protocol, SESSIONS[protocol]) if protocol in SESSIONS else None
-    return InputEncoder(target, key).encode(phase, identity, request, response, meaning,
-                                            context=context)
+    flow = spec.get("flow")  # input.flow as activity/flow.py reads it
+    return InputEncoder(target, key).encode(
+        phase, identity, request, response, meaning, context=context,
+        flow=None if flow is None else json.dumps(flow).encode())
 
 
 class _Pins:

@@ -9,6 +9,7 @@ so a test can assert on it; what the real classes do is tested against them else
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,7 +18,31 @@ from extproc.credentials import Injection
 from extproc.exchange.state import Answer
 from extproc.policy import Decision
 from extproc.recording import Evidence, RecordingUnavailable
+from extproc.store import StoreError
 from extproc.token_exchange import Subject
+
+
+class MemoryFlow:
+    """What agents received (activity/flow.py's port), in memory: notes kept, readings
+    counted; `down` makes the store refuse notes."""
+
+    def __init__(self, down: bool = False) -> None:
+        self.down = down
+        self.notes: list[tuple[str, str | None, str, str, tuple[str, ...], str]] = []
+        self.readings: list[tuple[str, str | None]] = []
+
+    async def received(self, identity: str, run: str | None, target: str, cause: str,
+                       kinds: Iterable[str], trace_id: str) -> None:
+        if self.down:
+            raise StoreError("the store is down")
+        self.notes.append((identity, run, target, cause, tuple(kinds), trace_id))
+
+    async def read(self, identity: str, run: str | None) -> bytes:
+        self.readings.append((identity, run))
+        untrusted = [{"at": 1.0, "target": n[2], "cause": n[3], "kinds": list(n[4]),
+                      "trace_id": n[5]} for n in reversed(self.notes) if n[0] == identity]
+        return json.dumps({"status": "known", "run": run, "identity": {"untrusted": untrusted},
+                           "this_run": None}).encode()
 
 
 class MemoryRecorder:

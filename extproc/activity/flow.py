@@ -1,0 +1,149 @@
+"""What each identity and agent run has received that may steer what it does next, for
+the policy as `input.flow` (docs/flows.md).
+
+An agent puts what it reads into its model's context. An answer of a target the config
+marks untrusted (`untrusted`: the open web through egress, by default), or one in which
+the instructions reader (interpret/instructions.py) found words aimed at the model, can
+steer the agent's next calls on any protocol. Such an answer is noted in the store
+*before* it reaches the agent (`received`: one write, awaited), under the identity
+(`sub:S`) and, where the agent propagates a trace, under its run (`run:T`). A store that
+does not take the note refuses the answer: it would reach the agent unnoted, and the
+decisions after it would not know. Every worker and replica reads the same notes.
+
+A decision reads them (`read`: one round trip) only where the request can act on what
+was read (`acts`): a write, a tool call, a request leaving through egress, a prompt to a
+model, a command. Any other request's `input.flow.status` is "unread", at no cost: the
+readings are never kept (a note another process wrote a moment ago counts at once).
+Notes older than `retention_seconds` no longer count and are deleted now and then.
+Nothing here holds content: target names, the reader's kinds, trace ids and times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from extproc.activity.live import open_store
+from extproc.store import StoreError
+
+if TYPE_CHECKING:
+    from extproc.config import Flow as Settings
+
+log = logging.getLogger("tollgate.flow")
+
+SHOWN_MOST = 8  # notes of each scope the policy sees, newest first
+OFF = b'{"status":"off"}'
+UNREAD = b'{"status":"unread"}'
+UNKNOWN = b'{"status":"unknown"}'
+_PRUNE_EVERY = 300.0
+# Effects of SQL statements that act on nothing (interpret/sql's effects): reading, and
+# the session's own settings and transactions.
+_INERT_SQL = frozenset({"read", "session"})
+_READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# MCP requests that act on nothing: a session's start, listings, a ping.
+_MCP_READS = frozenset({"initialize", "notifications/initialized", "ping", "tools/list",
+                        "resources/list", "resources/templates/list", "prompts/list"})
+_NOTE = ("INSERT INTO flow_received (scope, at_us, target, cause, kinds, trace_id) "
+         "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+@functools.cache
+def _select(scopes: int) -> str:
+    """The newest notes of each scope within the retention."""
+    one = ("SELECT * FROM (SELECT scope, at_us, target, cause, kinds, trace_id"
+           " FROM flow_received WHERE scope = ? AND at_us > ?"
+           f" ORDER BY at_us DESC LIMIT {SHOWN_MOST}) AS s{{i}}")
+    return " UNION ALL ".join(one.format(i=i) for i in range(scopes))
+
+
+def acts(protocol: str, meaning: Any, method: str) -> bool:
+    """Whether a request can act on what its agent read: anything but a read (`method`:
+    the HTTP method, where there is one)."""
+    if protocol in ("egress", "llm", "ssh"):
+        return True
+    if protocol == "mcp":
+        return not isinstance(meaning, dict) or meaning.get("method") not in _MCP_READS
+    if protocol in ("postgres", "mysql", "sql-http"):
+        statements = meaning.get("statements") if isinstance(meaning, dict) else None
+        if not isinstance(statements, list):
+            return True
+        return any(not isinstance(s, dict) or not isinstance(s.get("effects"), list)
+                   or not _INERT_SQL.issuperset(s["effects"]) for s in statements)
+    return method.upper() not in _READING_METHODS
+
+
+class Flow:
+    def __init__(self, settings: Settings, url: str) -> None:
+        self._settings = settings
+        self._store = open_store(url, settings.timeout_seconds)
+        self._pruned = time.monotonic()
+        self._pruning: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._store.open()
+
+    async def received(self, identity: str, run: str | None, target: str, cause: str,
+                       kinds: Iterable[str], trace_id: str) -> None:
+        """Note that an answer is untrusted content (`cause`: `untrusted`, of a target so
+        marked; `instructions`, words to the model found in it, `kinds`) under the
+        identity's key (tracker.keys_of) and the run's; StoreError if the store does not
+        take it in time."""
+        row = (int(time.time() * 1_000_000), target, cause, ",".join(kinds), trace_id)
+        try:
+            await asyncio.wait_for(self._store.write(
+                _NOTE, [(scope, *row) for scope in (identity, run and f"run:{run}")
+                        if scope]), self._settings.timeout_seconds)
+        except TimeoutError:
+            raise StoreError("no answer in time") from None
+        self._prune_now_and_then()
+
+    async def read(self, identity: str, run: str | None) -> bytes:
+        """`input.flow` as JSON: what the identity (and the run: the agent's trace, None
+        where it sent none) received within the retention, newest first."""
+        since = int((time.time() - self._settings.retention_seconds) * 1_000_000)
+        wanted = [identity, *([f"run:{run}"] if run else [])]
+        params: list[Any] = [v for scope in wanted for v in (scope, since)]
+        try:
+            rows = await asyncio.wait_for(
+                self._store.read(_select(len(wanted)), params, []),
+                self._settings.timeout_seconds)
+        except (StoreError, TimeoutError) as exc:
+            log.error("flow: the store gives no notes of what agents received: %s",
+                      str(exc) or "no answer in time")
+            return UNKNOWN
+        by_scope: dict[str, list[dict[str, Any]]] = {scope: [] for scope in wanted}
+        for scope, at_us, target, cause, kinds, trace_id in rows:
+            by_scope[scope].append({
+                "at": at_us / 1_000_000, "target": target, "cause": cause,
+                "kinds": kinds.split(",") if kinds else [], "trace_id": trace_id})
+        return orjson.dumps({
+            "status": "known", "run": run,
+            "identity": {"untrusted": by_scope[wanted[0]]},
+            "this_run": None if run is None else {"untrusted": by_scope[wanted[1]]},
+        })
+
+    def _prune_now_and_then(self) -> None:
+        if time.monotonic() - self._pruned < _PRUNE_EVERY or self._pruning is not None:
+            return
+        self._pruned = time.monotonic()
+        self._pruning = asyncio.create_task(self._prune())
+
+    async def _prune(self) -> None:
+        since = int((time.time() - self._settings.retention_seconds) * 1_000_000)
+        try:
+            await self._store.write("DELETE FROM flow_received WHERE at_us < ?", [(since,)])
+        except StoreError as exc:
+            log.warning("flow: old notes not deleted (tried again later): %s", exc)
+        finally:
+            self._pruning = None
+
+    async def close(self) -> None:
+        if self._pruning is not None:
+            await self._pruning
+        await self._store.close()
