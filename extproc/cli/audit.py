@@ -30,6 +30,7 @@ from extproc import config as config_module
 from extproc.cli import audit_access as access
 from extproc.cli import (
     audit_export,
+    audit_flow,
     audit_report,
     audit_retention,
     audit_sessions,
@@ -66,13 +67,14 @@ _RULES_CHARS = 40
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `audit verify|public-key|search|replay|whatif|keygen` under `tollgate`,
-    `sessions` (audit_sessions.py), `report|verify-report` (audit_report.py),
-    `prune|hold` (audit_retention.py) and `export|verify-export` (audit_export.py)."""
+    `sessions` (audit_sessions.py), `flow` (audit_flow.py), `report|verify-report`
+    (audit_report.py), `prune|hold` (audit_retention.py) and `export|verify-export`
+    (audit_export.py)."""
     audit = commands.add_parser(
         "audit", help="verify, search and replay the audit record; try policies on it")
     actions = audit.add_subparsers(
         dest="audit_command", required=True,
-        metavar="{verify,public-key,search,sessions,replay,whatif,prune,hold,keygen,"
+        metavar="{verify,public-key,search,sessions,flow,replay,whatif,prune,hold,keygen,"
                 "report,verify-report,export,verify-export}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -123,6 +125,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     search.add_argument("--limit", default="100", metavar="N", help="at most N (default 100)")
 
     audit_sessions.add_parser(actions, common, as_json)
+    audit_flow.add_parser(actions, common, as_json)
 
     replay = actions.add_parser(
         "replay", parents=[common, as_json],
@@ -824,7 +827,7 @@ def _excerpt(text: str) -> str:
 
 _COMMANDS = {
     "verify": _verify, "public-key": _public_key, "search": _search,
-    "sessions": audit_sessions.sessions, "replay": _replay,
+    "sessions": audit_sessions.sessions, "replay": _replay, "flow": audit_flow.flow,
     "whatif": _whatif, "prune": audit_retention.prune, "hold": audit_retention.hold,
     "export": audit_export.export, "verify-export": audit_export.verify_export,
     "report": audit_report.report, "verify-report": audit_report.verify_report,

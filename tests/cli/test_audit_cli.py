@@ -456,3 +456,38 @@ async def test_search_shows_what_an_exchange_does_not_its_door(
     assert "DELETE FROM customers WHERE ssn = '[REDACTED:US_SSN]' " in rows[0]
     assert "078-05-1120" not in result.stdout
     assert "CONNECT /shop " in rows[1]
+
+
+# -- flow ----------------------------------------------------------------------------
+
+
+async def test_flow_shows_what_a_run_received_and_what_it_held_after(
+        store_url: str, signer: Signer, tmp_path: Path) -> None:
+    """A page noted as untrusted (trace 1), then a DELETE held by the flow rule naming it
+    (trace 2): the run of trace 2 shows the hold and, under it, the page it came after;
+    the identity's flow shows both in order; what names no trace is refused clearly."""
+    now = time.time()
+    page = evidence(1, path="/page", started=now - 5)
+    page.outcome["tollgate.flow.received"] = ("untrusted",)
+    reason = f"DELETE statement after the agent read untrusted content from web (trace {1:032x})"
+    held = evidence(2, action="hold", method="POST", path="/sql", started=now - 4,
+                    rules=("flow.after_untrusted",), reasons=(reason,))
+    other = evidence(3, sub="bob", path="/else", started=now - 3)
+    await record(store_url, signer, [page, held, other])
+    config = write_config(tmp_path, store_url)
+
+    run = audit(config, "flow", "--trace", f"{2:032x}")
+    assert run.returncode == 0, run
+    lines = run.stdout.splitlines()
+    assert lines[0] == f"trace '{2:032x}': 1 record, oldest first"
+    assert "orders  hold  POST /sql" in lines[1]
+    assert f"by flow.after_untrusted: {reason}" in lines[1]
+    assert lines[2].startswith("    after ") and f"trace {1:032x}; received untrusted" in lines[2]
+    mine = audit(config, "flow", "--identity", "svc-autogen")
+    assert mine.returncode == 0, mine
+    shown = [line for line in mine.stdout.splitlines() if not line.startswith("    ")]
+    assert [f"trace {n:032x}" in line for n, line in zip((1, 2), shown[1:], strict=True)] \
+        == [True, True]
+    assert "bob" not in mine.stdout
+    refused = audit(config, "flow")
+    assert refused.returncode != 0 and "give --trace TRACE_ID or --identity SUB" in refused.stderr

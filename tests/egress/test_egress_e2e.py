@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import ssl
@@ -435,6 +436,20 @@ def test_a_delete_after_a_web_page_waits_for_security_who_is_told_of_the_page(
     sending.join(TIMEOUT)
     assert answer["sent"].returncode == 0, answer["sent"].stderr
     assert places.shop.received[-1].body == b'{"sql": "DELETE FROM orders WHERE id = 7"}'
+    # The flow, as the record tells it: the page, then the DELETE held after it.
+    held_trace = found[0]["trace_id"]
+    record_of(gw, held_trace)
+    told = subprocess.run(
+        [sys.executable, "-m", "extproc", "audit", "flow", "--identity", "fay", "--json",
+         "--config", str(gw.config_path)], capture_output=True, text=True, timeout=TIMEOUT,
+        check=False)
+    assert told.returncode == 0, told.stderr
+    steps = [json.loads(line) for line in told.stdout.splitlines()]
+    assert [s["trace_id"] for s in steps if s["received"] == ["untrusted"]][:1] == [read]
+    [deleted] = [s for s in steps if s["trace_id"] == held_trace and s["kind"] == "exchange"]
+    assert deleted["flow"][0]["rules"] == ["flow.after_untrusted"]
+    assert [a["trace_id"] for a in deleted["after"]] == [read]
+    assert deleted["after"][0]["received"] == ["untrusted"]
 
 
 # -- helpers ---------------------------------------------------------------------------
