@@ -259,6 +259,22 @@ function link(text, href, className) {
   return a;
 }
 
+// Text, each trace it names ("trace 4bf9...": a flow hold's reasons name so the answers
+// the agent read before it) a link to that exchange in the record; the rest made visible.
+const NAMED_TRACE = /\btrace ([0-9a-f]{32})\b/g;
+
+function traceLinked(text) {
+  const parts = [];
+  let from = 0;
+  for (const found of text.matchAll(NAMED_TRACE)) {
+    parts.push(visible(text.slice(from, found.index) + "trace "),
+               link(found[1], "/recordings/ui#record=" + found[1], "named-trace"));
+    from = found.index + found[0].length;
+  }
+  parts.push(visible(text.slice(from)));
+  return parts;
+}
+
 drawNav();
 // Signed in at the provider, or sent there: a page opened without a session (and no token in
 // the tab) goes to sign in, unless it asks for the token form (?token) or was just left.

@@ -496,15 +496,17 @@ def test_an_approvals_view_shows_what_why_the_grant_the_wait_and_the_links(
 
 def test_each_trace_a_reason_names_links_to_its_record(gw: Gateway, page: Page) -> None:
     """A flow hold's reason names the answers the agent read before by their traces
-    (policies/flow.rego): the view links each to that exchange in the record, and shows
-    the rest of the reason as text, escaped as any."""
+    (policies/flow.rego): the view (and the monitor's refusals, with the same function of
+    admin_page.js) links each to that exchange in the record, and shows the rest of the
+    reason as text, escaped as any."""
     open_page(page, gw)
     read, told = "4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"
     reason = (f"DELETE statement after the agent read untrusted content from egress "
               f"(trace {read}); words to the model (action) from <b>tools</b>\u202e "
               f"(trace {told})")
     shown = page.evaluate("""(reason) => {
-        const item = reasonItem(reason);
+        const item = document.createElement("li");
+        item.append(...traceLinked(reason));
         return {text: item.textContent, html: item.innerHTML,
                 links: Array.from(item.querySelectorAll("a"),
                                   (a) => [a.textContent, a.getAttribute("href")])};
@@ -515,7 +517,11 @@ def test_each_trace_a_reason_names_links_to_its_record(gw: Gateway, page: Page) 
     assert shown["text"].startswith("DELETE statement after the agent read untrusted "
                                     f"content from egress (trace {read}); words")
     # A reason naming no trace is one text.
-    plain = page.evaluate("(r) => reasonItem(r).outerHTML", "destructive SQL: DROP")
+    plain = page.evaluate("""(r) => {
+        const item = document.createElement("li");
+        item.append(...traceLinked(r));
+        return item.outerHTML;
+    }""", "destructive SQL: DROP")
     assert plain == "<li>destructive SQL: DROP</li>"
 
 

@@ -448,7 +448,9 @@ function drawDetail(approval, others, recent, me) {
   const reasons = made("ul");
   reasons.id = "detail-reasons";
   for (const reason of approval.reasons.length ? approval.reasons : ["(no reason given)"]) {
-    reasons.append(reasonItem(reason));
+    const item = made("li");
+    item.append(...traceLinked(reason));
+    reasons.append(item);
   }
   fact(facts, "Why held", reasons);
   fact(facts, "Rules", approval.rules.join(", ") || "-").id = "detail-rules";
@@ -502,22 +504,6 @@ function drawDetail(approval, others, recent, me) {
   activityFor = null;
   drawWait(approval);
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
-}
-
-// A reason as text, each trace it names (a flow hold names the answers the agent read
-// before: "(trace 4bf9...)") linking to that exchange in the record.
-const NAMED_TRACE = /\btrace ([0-9a-f]{32})\b/g;
-
-function reasonItem(reason) {
-  const item = made("li");
-  let from = 0;
-  for (const found of reason.matchAll(NAMED_TRACE)) {
-    item.append(visible(reason.slice(from, found.index) + "trace "),
-                link(found[1], "/recordings/ui#record=" + found[1], "reason-trace"));
-    from = found.index + found[0].length;
-  }
-  item.append(visible(reason.slice(from)));
-  return item;
 }
 
 function drawWait(approval) {

@@ -208,7 +208,7 @@ function showGroups(rows, found, withIdentities, more) {
     cell(row, group.what, "text");
     const why = group.reasons.length ? group.reasons.join("; ") + " (" + group.rules.join(", ")
       + ")" : group.rules.join(", ");
-    cell(row, why, "why");
+    cell(row, "", "why").append(...traceLinked(why));  // a flow hold's answers before it
     cell(row, group.target);
     if (withIdentities) {
       const others = group.identities_count - group.identities.length;
