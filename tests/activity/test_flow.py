@@ -116,3 +116,23 @@ async def test_a_store_that_does_not_answer_refuses_the_note_and_reads_unknown(
 def test_only_a_request_that_can_act_reads_the_notes(
         protocol: str, meaning: Any, method: str, acting: bool) -> None:
     assert acts(protocol, meaning, method) is acting
+
+
+async def test_the_loops_own_sqlite_reading_falls_back_to_the_stores_thread(
+        sqlite_url: str) -> None:
+    """On SQLite the notes are read on the loop by a connection that never waits; where it
+    cannot read (its connection gone; a lock it would wait on: busy_timeout 0), the
+    store's thread reads the same notes."""
+    flow = Flow(Settings(), sqlite_url)
+    await flow.start()
+    try:
+        await flow.received("sub:agent-1", None, "web", "untrusted", (), "t" * 32)
+        inline = flow._inline
+        assert inline is not None
+        assert inline.execute("PRAGMA busy_timeout") == [(0,)]
+        assert len((await read(flow))["identity"]["untrusted"]) == 1
+        inline.close()  # what it read no longer there: the thread's reading
+        assert len((await read(flow))["identity"]["untrusted"]) == 1
+    finally:
+        flow._inline = None
+        await flow.close()
