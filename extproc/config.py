@@ -1215,7 +1215,7 @@ class Flow:
     """What each identity and agent run has received, for the policy (`input.flow`,
     activity/flow.py): answers of untrusted targets, and answers that speak to the model."""
 
-    # Off: `input.flow.status` is "off" and nothing is noted.
+    # Off: `input.flow` is null and nothing is noted.
     enabled: bool = True
     # How long what was received counts: the policy sees what came within this.
     retention_seconds: float = 3600.0

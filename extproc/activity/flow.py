@@ -10,10 +10,11 @@ steer the agent's next calls on any protocol. Such an answer is noted in the sto
 does not take the note refuses the answer: it would reach the agent unnoted, and the
 decisions after it would not know. Every worker and replica reads the same notes.
 
-A decision reads them (`read`: one round trip) only where the request can act on what
-was read (`acts`): a write, a tool call, a request leaving through egress, a prompt to a
-model, a command. Any other request's `input.flow.status` is "unread", at no cost: the
-readings are never kept (a note another process wrote a moment ago counts at once).
+A decision reads them (`read`: one query; on SQLite made on the loop, where it never
+waits) only where the request can act on what was read (`acts`): a write, a tool call, a
+request leaving through egress, a prompt to a model, a command. Any other request's
+`input.flow.status` is "unread", at no cost: the readings are never kept (a note another
+process wrote a moment ago counts at once).
 Notes older than `retention_seconds` no longer count and are deleted now and then.
 Nothing here holds content: target names, the reader's kinds, trace ids and times.
 """
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tollgate.flow")
 
 SHOWN_MOST = 8  # notes of each scope the policy sees, newest first
-OFF = b'{"status":"off"}'
 UNREAD = b'{"status":"unread"}'
 UNKNOWN = b'{"status":"unknown"}'
 _PRUNE_EVERY = 300.0
