@@ -26,7 +26,7 @@ from tests.e2e.test_activity_e2e import SELECT, record_of, sql
 from tests.standins.otlp_receiver import OtlpReceiver
 from tests.support import packs, tokens
 from tests.support.databases import throwaway_database
-from tests.support.gateway import Gateway, module_gateway
+from tests.support.gateway import POLICIES, Gateway, module_gateway, route, tollgate_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,6 +35,8 @@ SETTINGS = {"activity": {"sync_seconds": 30, "stale_seconds": 60},
 # Four customers, an e-mail and a phone each: a read masks 8 personal values.
 PERSONAL = "SELECT name, email, phone FROM customers"
 GROUP_LIMIT, TARGET_LIMIT = 10, 60
+WEB = {"name": "web", "match": {"route": "web"}, "protocol": "http", "untrusted": True,
+       "environment": "test"}
 
 
 @pytest.fixture(scope="module", params=["two workers", "two replicas"])
@@ -44,14 +46,18 @@ def spread(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         tmp_path_factory.mktemp("pack") / "policies",
         personal_values_per_hour_per_group=GROUP_LIMIT,
         personal_values_per_hour_per_target=TARGET_LIMIT)
+    # Beside the demo's SQL target, a page of the open web: its answers are untrusted
+    # content (policies/flow.rego).
+    web = {"targets": [*tollgate_config(POLICIES, "", 0, None)["targets"], WEB],
+           "routes": [route("web", "/web")]}
     if request.param == "two workers":
         with module_gateway(tmp_path_factory, otlp, "spread", policy_dir=pack, workers=2,
-                            settings=SETTINGS) as gateway:
+                            settings=SETTINGS, **web) as gateway:
             yield gateway
         return
     with throwaway_database() as url, module_gateway(  # the database outlives the gateway
             tmp_path_factory, otlp, "spread", policy_dir=pack, replicas=2,
-            settings={**SETTINGS, "store": {"url": url}}) as gateway:
+            settings={**SETTINGS, "store": {"url": url}}, **web) as gateway:
         yield gateway
 
 
@@ -196,3 +202,28 @@ def test_personal_data_read_by_many_identities_on_one_target_is_held(
     assert reads <= TARGET_LIMIT // 8 + 3
     alert = alert_of(spread, "activity.shared_volume", f"lone-{n}")
     assert alert["key"].startswith("target:")
+
+
+def test_a_page_read_through_one_process_holds_a_delete_decided_by_another(
+        spread: Gateway) -> None:
+    """Issue 88's flows across workers and replicas: a page of an untrusted target read on
+    one connection, then DELETEs on new ones until Envoy sends one to the other process:
+    that one is held too (flow.after_untrusted, the hold ending refused within the 1 s
+    this module allows), naming the page's trace: the note one process took before the
+    page went out is what the other decided by."""
+    token = tokens.token("flo", ["agents"], ttl=900)
+    page = spread.request("GET", "/web/news", token=token)  # the demo's own 404 page
+    read = record_of(spread, page.trace_id)
+    assert read["outcome"]["received"] == ["untrusted"] and read["outcome"]["status"] == 404
+    page_writer = read["writer"]
+    for _ in range(12):
+        deleted = sql(spread, "DELETE FROM customers WHERE id = 999", token)
+        decided = record_of(spread, deleted.trace_id)
+        assert deleted.status == 403, deleted
+        [held] = [d for d in decided["decisions"] if d["action"] == "hold"]
+        assert held["rules"] == ["flow.after_untrusted"]
+        assert held["reasons"] == [f"DELETE statement after the agent read untrusted content "
+                                   f"from web (trace {page.trace_id})"]
+        if decided["writer"] != page_writer:
+            return
+    raise AssertionError(f"every DELETE was decided by {page_writer}, the page's process")
