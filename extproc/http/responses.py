@@ -24,7 +24,7 @@ from extproc.codecs.refusal import Refusal, Unavailable
 from extproc.config import Inspect, Target
 from extproc.exchange.act import Act
 from extproc.exchange.state import Answer
-from extproc.interpret.instructions import instructions_in
+from extproc.interpret.instructions import kinds_in
 from extproc.masking.body import ByteStream, is_event_stream, is_text, mask_body
 
 Out = TypeVar("Out")
@@ -172,8 +172,7 @@ async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out
         yield response.refuse(exchange.refuse_response(decision, received))
         return
     if content is not None and target.untrusted:  # a page: does it speak to the model?
-        told = tuple(dict.fromkeys(found.kind for found in instructions_in(
-            content.decode("utf-8", "replace"))))
+        told = kinds_in(content.decode("utf-8", "replace"))
         if told:  # noted before the agent reads it (activity/flow.py)
             await act.received("instructions", told)
     if content is not None and exchange.mask is not None:

@@ -223,9 +223,10 @@ def instructions_in(text: str) -> tuple[Instruction, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def kinds_in(text: str) -> frozenset[Kind]:
-    """The kinds of instruction `text` holds."""
-    return frozenset(found.kind for found in instructions_in(text))
+def kinds_in(text: str) -> tuple[Kind, ...]:
+    """The kinds of instruction `text` holds, each once, in the order first found (what a
+    reason names them in, the same every run)."""
+    return tuple(dict.fromkeys(found.kind for found in instructions_in(text)))
 
 
 def _decoded(text: str) -> str:

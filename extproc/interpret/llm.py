@@ -68,7 +68,7 @@ from extproc.codecs import jsonenc
 from extproc.codecs.jsonenc import json_type
 from extproc.codecs.sse import EventSplitter, event_data
 from extproc.interpret import shell
-from extproc.interpret.instructions import instructions_in
+from extproc.interpret.instructions import kinds_in
 
 if TYPE_CHECKING:
     from extproc.interpret.sql import Statement
@@ -173,7 +173,7 @@ def told_since_last_turn(reading: Any) -> tuple[str, ...]:
         if message.get("role") == "assistant":
             break
         if message.get("role") == "tool" and message.get("text"):
-            kinds.update(dict.fromkeys(found.kind for found in instructions_in(message["text"])))
+            kinds.update(dict.fromkeys(kinds_in(message["text"])))
     return tuple(kinds)
 
 

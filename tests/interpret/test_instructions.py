@@ -72,7 +72,7 @@ def test_hidden_text_is_found_as_hidden_and_as_what_it_says() -> None:
     styled = f'<p>Hours: 9-5</p><span style="font-size:0;">{INJECTION}</span>'
     tags = "Pricing: $10." + "".join(chr(0xE0000 + ord(c)) for c in INJECTION)
     for text in (comment, styled, tags):
-        assert {"hidden", "override"} <= kinds_in(text), text
+        assert {"hidden", "override"} <= set(kinds_in(text)), text
 
 
 def test_a_tool_result_s_json_is_read_as_its_strings_decode() -> None:
@@ -81,7 +81,7 @@ def test_a_tool_result_s_json_is_read_as_its_strings_decode() -> None:
     tags = "".join(chr(0xE0000 + ord(c)) for c in INJECTION)
     result = json.dumps({"content": [{"type": "text", "text": f"ok\n{tags}"}]})
     assert "\\udb40" in result
-    assert {"hidden", "override"} <= kinds_in(result)
+    assert {"hidden", "override"} <= set(kinds_in(result))
     nested = json.dumps({"rows": [[json.dumps({"name": "rm", "arguments": {"p": "/"}})]]})
     assert "tool_call" in kinds_in(nested)
 
@@ -110,7 +110,7 @@ def test_full_width_letters_fold() -> None:
 
 
 def test_nothing_to_read_reads_nothing() -> None:
-    assert instructions_in("") == () and kinds_in("plain words") == frozenset()
+    assert instructions_in("") == () and kinds_in("plain words") == ()
 
 
 def test_a_lone_surrogate_escape_is_read_not_raised() -> None:
