@@ -63,6 +63,11 @@ def _select(scopes: int) -> str:
     return " UNION ALL ".join(one.format(i=i) for i in range(scopes))
 
 
+def _scopes(identity: str, run: str | None) -> list[str]:
+    """Where notes are kept and read: the identity's key, and the run's where there is one."""
+    return [identity, *([f"run:{run}"] if run else [])]
+
+
 def acts(protocol: str, meaning: Any, method: str) -> bool:
     """Whether a request can act on what its agent read: anything but a read (`method`:
     the HTTP method, where there is one)."""
@@ -110,8 +115,8 @@ class Flow:
         row = (int(time.time() * 1_000_000), target, cause, ",".join(kinds), trace_id)
         try:
             await asyncio.wait_for(self._store.write(
-                _NOTE, [(scope, *row) for scope in (identity, run and f"run:{run}")
-                        if scope]), self._settings.timeout_seconds)
+                _NOTE, [(scope, *row) for scope in _scopes(identity, run)]),
+                self._settings.timeout_seconds)
         except TimeoutError:
             raise StoreError("no answer in time") from None
         self._prune_now_and_then()
@@ -120,7 +125,7 @@ class Flow:
         """`input.flow` as JSON: what the identity (and the run: the agent's trace, None
         where it sent none) received within the retention, newest first."""
         since = int((time.time() - self._settings.retention_seconds) * 1_000_000)
-        wanted = [identity, *([f"run:{run}"] if run else [])]
+        wanted = _scopes(identity, run)
         params: list[Any] = [v for scope in wanted for v in (scope, since)]
         select = _select(len(wanted))
         try:
