@@ -42,7 +42,6 @@ from extproc.exchange.ports import (
 from extproc.exchange.state import Exchange, approved
 from extproc.identity import Who, identity_of, refusal, span_attributes, subject_of
 from extproc.interpret import Interpreter, interpreter_for
-from extproc.interpret.llm import told_since_last_turn
 from extproc.interpret.mcp import ToolLister, ToolPins
 from extproc.masking import Masker
 from extproc.masking.policy_mask import MaskError, spec_of
@@ -196,13 +195,13 @@ class Pipeline:
             complete = getattr(interpreter, "complete", None)
             exchange.interpret(meaning if complete is None else await complete(
                 meaning, exchange.evidence.headers, exchange.evidence, exchange.subject))
-        if self._flow is not None and exchange.target is not None \
-                and exchange.target.protocol == "llm":
-            # Tool results the model reads now, however the agent reached its tools: what
-            # speaks to the model in them is noted before the model (and the agent) act.
-            told = told_since_last_turn(exchange.meaning)
-            if told:
-                await self.received(exchange, "instructions", told)
+            # What of the request its upstream reads as content rather than as the agent's
+            # own words (a model's tool results, however the agent reached its tools):
+            # words to the model in it are noted before the model, and the agent, act.
+            told = getattr(interpreter, "told", None)
+            if told is not None and self._flow is not None \
+                    and (kinds := told(exchange.meaning)):
+                await self.received(exchange, "instructions", kinds)
 
     def decides_responses(self, exchange: Exchange) -> bool:
         """Whether the policy decides this exchange's response (else the request's decision

@@ -32,6 +32,11 @@ class Llm:
             return self._llm.responses_request(request["body"])
         return self._llm.chat_request(request["body"])
 
+    def told(self, meaning: LlmReading | None) -> tuple[str, ...]:
+        """The kinds of words to the model in the tool results the model reads now (those
+        since its last turn; llm.told_since_last_turn)."""
+        return self._llm.told_since_last_turn(meaning)
+
     @staticmethod
     def refusal(body: dict[str, Any], status: int, _meaning: Any) -> tuple[int, dict[str, Any]]:
         """OpenAI's error shape (`{"error": {"message", "type", "param", "code"}}`), which
