@@ -17,7 +17,8 @@ What the server sends reaches the client only as the policy lets it:
 - a result's text is read for instructions to the model reading it (overrides, words
   addressed to a model, tool calls asked for, role markers, text hidden from a person:
   interpret/instructions.py), each kind named in the span and the record; the result
-  still passes: no policy reads them yet (docs/flows.md);
+  still passes, noted first as untrusted content for the decisions after it
+  (activity/flow.py, docs/flows.md);
 - every message is masked whole as the request's decision asks — result, error, params,
   method, id, keys a client ignores — except the id of the client's own request, which
   the client matches answers by (it sent it); a string holding a JSON document (a tool's
@@ -422,7 +423,9 @@ class _Reader:
                 and "method" not in message:
             AWAITED.answered(self.key, message["id"])
         if "result" in message:
-            found = {f.kind: f.excerpt for f in instructions_in(jsonenc.dumps(message["result"]))}
+            found: dict[str, str] = {}  # each kind's first excerpt, in the order found
+            for each in instructions_in(jsonenc.dumps(message["result"])):
+                found.setdefault(each.kind, each.excerpt)
             if found:  # noted before the agent reads it (activity/flow.py)
                 await self._act.received("instructions", tuple(found))
             for kind, excerpt in found.items():
