@@ -683,9 +683,11 @@ def recordings_api(config: Config, approvals: ApprovalStore, verifier: Verifier,
 
 
 def _warm_readers(config: Config) -> None:
-    """Build what reads MCP targets' results before serving: the first result read must
-    not wait for its rules' database."""
-    if any(target.protocol == "mcp" for target in config.targets):
+    """Build the instructions reader's rules before serving where anything reads with it
+    (MCP results; with flow on, models' tool results and untrusted pages): the first
+    answer read must not wait for its rules' database."""
+    if any(target.protocol == "mcp" or (config.flow.enabled and (
+            target.protocol == "llm" or target.untrusted)) for target in config.targets):
         instructions.warm()
 
 

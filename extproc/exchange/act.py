@@ -134,6 +134,11 @@ class Act:
         target's credential to put in."""
         return await self._pipeline.forward(self.exchange, ends_first)
 
+    @property
+    def notes_received(self) -> bool:
+        """Whether `received` notes anything (flow on): else there is nothing to read for."""
+        return self._pipeline.notes_received
+
     async def received(self, cause: str, kinds: tuple[str, ...] = ()) -> None:
         """The answer is untrusted content (`cause`; `kinds` of words to the model found
         in it): noted where every process's decisions read it, before it reaches the

@@ -254,6 +254,12 @@ class Pipeline:
         await self._attended(exchange, phase, decision)
         return decision
 
+    @property
+    def notes_received(self) -> bool:
+        """Whether what agents receive is noted (activity/flow.py): else nothing need be
+        read for it."""
+        return self._flow is not None
+
     async def _received_before(self, exchange: Exchange) -> bytes:
         """input.flow: what the identity and run received, read where the request can
         act on it (activity/flow.py)."""

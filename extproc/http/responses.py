@@ -171,7 +171,8 @@ async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out
     if decision.action != "allow":
         yield response.refuse(exchange.refuse_response(decision, received))
         return
-    if content is not None and target.untrusted:  # a page: does it speak to the model?
+    if content is not None and target.untrusted and act.notes_received:
+        # A page: does it speak to the model?
         told = kinds_in(content.decode("utf-8", "replace"))
         if told:  # noted before the agent reads it (activity/flow.py)
             await act.received("instructions", told)
