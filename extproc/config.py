@@ -1222,9 +1222,16 @@ class Flow:
     # A noting or reading the store has not answered in this long fails: a noting
     # refuses the answer (it would reach the agent unnoted), a reading is `unknown`.
     timeout_seconds: float = 0.5
+    # The kinds of protected value (masking detector names) whose values an answer
+    # carries to the agent unmasked are fingerprinted, so that a request carrying one
+    # out elsewhere is `input.flow.carries` (None: masking/fingerprints.py's default,
+    # personal identifiers, cards and credentials; [] for none).
+    fingerprints: tuple[str, ...] | None = None
+    # The most fingerprints kept per identity and per run: the oldest go first.
+    fingerprints_kept: int = 10_000
 
     def __post_init__(self) -> None:
-        for name in ("retention_seconds", "timeout_seconds"):
+        for name in ("retention_seconds", "timeout_seconds", "fingerprints_kept"):
             if getattr(self, name) <= 0:
                 raise Invalid(name, "must be > 0")
 

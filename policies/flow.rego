@@ -109,3 +109,49 @@ live_denials contains {
 	input.flow.status == "unknown"
 	some act in flow_acts
 }
+
+# A protected value the identity or run received unmasked (an e-mail, a card, an SSN, a
+# key: input.flow.carries, by keyed fingerprint), carried out to a target other than
+# every one it came from, is refused: the reason names the value's kind and origin,
+# never the value. A target labelled `flow_carried: "hold"` holds such a request for a
+# human instead; `flow_carried: "allow"` lets values go there (a model the deployment
+# runs itself, a second copy of the same database).
+flow_carried_here contains c.value if {
+	some c in input.flow.carries
+	c.from == input.target.name
+}
+
+flow_carried contains c if {
+	some c in input.flow.carries
+	not c.value in flow_carried_here
+}
+
+flow_carried_reason := sprintf("this request carries %s that %s received unmasked elsewhere, which may not leave to %s: %s", [
+	flow_values_words(count({c.value | some c in flow_carried})), activity_who, input.target.name,
+	concat("; ", sort({sprintf("%s from %s (trace %s)", [c.kind, c.from, c.trace_id]) | some c in flow_carried})),
+])
+
+flow_carried_action := "hold" if {
+	input.target.labels.flow_carried == "hold"
+} else := "allow" if {
+	input.target.labels.flow_carried == "allow"
+} else := "deny"
+
+live_denials contains {"rule": "flow.carried", "reason": flow_carried_reason} if {
+	count(flow_carried) > 0
+	flow_carried_action == "deny"
+}
+
+live_holds contains {
+	"rule": "flow.carried",
+	"reason": flow_carried_reason,
+	"approvers": flow_approvers,
+	"seconds": flow_seconds,
+} if {
+	count(flow_carried) > 0
+	flow_carried_action == "hold"
+}
+
+flow_values_words(1) := "a protected value"
+
+flow_values_words(n) := sprintf("%d protected values", [n]) if n > 1

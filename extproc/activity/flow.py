@@ -16,7 +16,14 @@ request leaving through egress, a prompt to a model, a command. Any other reques
 `input.flow.status` is "unread", at no cost: the readings are never kept (a note another
 process wrote a moment ago counts at once).
 Notes older than `retention_seconds` no longer count and are deleted now and then.
-Nothing here holds content: target names, the reader's kinds, trace ids and times.
+
+The protected values an answer carried that reached the agent unmasked (`kept`) are kept
+as keyed fingerprints (masking/fingerprints.py), per scope and origin target, at most
+`fingerprints_kept` per scope (the oldest go first). A reading given the fingerprints of
+what a request carries out (`read`'s `carried`) says which of them the identity or run
+received, from where: `input.flow.carries`.
+Nothing here holds content: target names, the reader's kinds, fingerprints, trace ids
+and times.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -52,6 +59,12 @@ _MCP_READS = frozenset({"initialize", "notifications/initialized", "ping", "tool
                         "resources/list", "resources/templates/list", "prompts/list"})
 _NOTE = ("INSERT INTO flow_received (scope, at_us, target, cause, kinds, trace_id) "
          "VALUES (?, ?, ?, ?, ?, ?)")
+_KEEP = ("INSERT INTO flow_values (scope, digest, target, kind, at_us, trace_id) "
+         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, digest, target) "
+         "DO UPDATE SET at_us = excluded.at_us, trace_id = excluded.trace_id")
+# A scope's fingerprints past the bound: those older than its newest `fingerprints_kept`.
+_OVER_BOUND = ("DELETE FROM flow_values WHERE scope = ? AND at_us < (SELECT at_us FROM "
+               "flow_values WHERE scope = ? ORDER BY at_us DESC LIMIT 1 OFFSET ?)")
 
 
 @functools.cache
@@ -61,6 +74,14 @@ def _select(scopes: int) -> str:
            " FROM flow_received WHERE scope = ? AND at_us > ?"
            f" ORDER BY at_us DESC LIMIT {SHOWN_MOST}) AS s{{i}}")
     return " UNION ALL ".join(one.format(i=i) for i in range(scopes))
+
+
+@functools.cache
+def _select_carried(scopes: int, digests: int) -> str:
+    """Which of a request's fingerprints the scopes received, from where."""
+    return ("SELECT digest, kind, target, at_us, trace_id FROM flow_values WHERE scope IN ("
+            + ", ".join("?" * scopes) + ") AND at_us > ? AND digest IN ("
+            + ", ".join("?" * digests) + ") ORDER BY at_us DESC")
 
 
 def _scopes(identity: str, run: str | None) -> list[str]:
@@ -96,6 +117,7 @@ class Flow:
         # thread's round trip took 170 (bench/flow.py).
         self._url = url
         self._inline: Connection | None = None
+        self._grown: set[str] = set()  # scopes given fingerprints since the last pruning
 
     async def start(self) -> None:
         await self._store.open()
@@ -121,18 +143,35 @@ class Flow:
             raise StoreError("no answer in time") from None
         self._prune_now_and_then()
 
-    async def read(self, identity: str, run: str | None) -> bytes:
+    async def kept(self, identity: str, run: str | None, target: str, trace_id: str,
+                   found: dict[str, str]) -> None:
+        """Keep the fingerprints of values an answer of `target` carried to the agent
+        unmasked (`found`: digest -> detector name); StoreError if the store does not
+        take them in time."""
+        at_us = int(time.time() * 1_000_000)
+        scopes = _scopes(identity, run)
+        rows = [(scope, digest, target, kind, at_us, trace_id)
+                for scope in scopes for digest, kind in found.items()]
+        try:
+            await asyncio.wait_for(self._store.write(_KEEP, rows),
+                                   self._settings.timeout_seconds)
+        except TimeoutError:
+            raise StoreError("no answer in time") from None
+        self._grown.update(scopes)
+        self._prune_now_and_then()
+
+    async def read(self, identity: str, run: str | None, carried: Collection[str] = ()
+                   ) -> bytes:
         """`input.flow` as JSON: what the identity (and the run: the agent's trace, None
-        where it sent none) received within the retention, newest first."""
+        where it sent none) received within the retention, newest first; and which of
+        `carried` (the fingerprints of what the request carries out) it received."""
         since = int((time.time() - self._settings.retention_seconds) * 1_000_000)
         wanted = _scopes(identity, run)
-        params: list[Any] = [v for scope in wanted for v in (scope, since)]
-        select = _select(len(wanted))
         try:
-            inline = self._read_inline(select, params)
-            rows: list[tuple[Any, ...]] = inline if inline is not None else \
-                await asyncio.wait_for(self._store.read(select, params, []),
-                                       self._settings.timeout_seconds)
+            rows = await self._rows(_select(len(wanted)),
+                                    [v for scope in wanted for v in (scope, since)])
+            values = await self._rows(_select_carried(len(wanted), len(carried)),
+                                      [*wanted, since, *carried]) if carried else []
         except (StoreError, TimeoutError) as exc:
             log.error("flow: the store gives no notes of what agents received: %s",
                       str(exc) or "no answer in time")
@@ -146,7 +185,16 @@ class Flow:
             "status": "known", "run": run,
             "identity": {"untrusted": by_scope[wanted[0]]},
             "this_run": None if run is None else {"untrusted": by_scope[wanted[1]]},
+            "carries": _carries(values),
         })
+
+    async def _rows(self, select: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """A reading's rows: on the loop where it need not wait, else the store's thread."""
+        inline = self._read_inline(select, params)
+        if inline is not None:
+            return inline
+        return await asyncio.wait_for(self._store.read(select, params, []),
+                                      self._settings.timeout_seconds)
 
     def _read_inline(self, select: str, params: list[Any]) -> list[tuple[Any, ...]] | None:
         """The rows, read on the loop without waiting (None: not so read)."""
@@ -165,8 +213,14 @@ class Flow:
 
     async def _prune(self) -> None:
         since = int((time.time() - self._settings.retention_seconds) * 1_000_000)
+        grown, self._grown = self._grown, set()
+        bound = self._settings.fingerprints_kept
         try:
             await self._store.write("DELETE FROM flow_received WHERE at_us < ?", [(since,)])
+            await self._store.write("DELETE FROM flow_values WHERE at_us < ?", [(since,)])
+            if grown:
+                await self._store.write(_OVER_BOUND,
+                                        [(scope, scope, bound - 1) for scope in sorted(grown)])
         except StoreError as exc:
             log.warning("flow: old notes not deleted (tried again later): %s", exc)
         finally:
@@ -178,3 +232,17 @@ class Flow:
         if self._inline is not None:
             self._inline.close()
         await self._store.close()
+
+
+def _carries(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """`input.flow.carries`: each value the request carries out that the identity or run
+    received, its kind and where from (each origin once, newest first), never the value;
+    `value` numbers the distinct values, so that two e-mails count as two."""
+    numbers: dict[str, int] = {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for digest, kind, target, at_us, trace_id in rows:
+        number = numbers.setdefault(digest, len(numbers) + 1)
+        out.setdefault((digest, target), {
+            "value": number, "kind": kind, "from": target, "at": at_us / 1_000_000,
+            "trace_id": trace_id})
+    return list(out.values())

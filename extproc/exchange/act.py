@@ -145,6 +145,22 @@ class Act:
         agent; a store that cannot take the note refuses the answer (503)."""
         await self._pipeline.received(self.exchange, cause, kinds)
 
+    @property
+    def fingerprinting(self) -> bool:
+        """Whether what the agent gets is read for the flow's fingerprints: protected
+        values can pass unmasked under the exchange's mask."""
+        return bool(self._pipeline.fingerprinting(self.exchange))
+
+    async def delivering(self, value: Any) -> None:
+        """The answer (text or JSON, as the agent gets it) is about to reach the agent:
+        the protected values it carries unmasked are kept as fingerprints first
+        (activity/flow.py); a store that cannot keep them refuses the answer (503)."""
+        kinds = self._pipeline.fingerprinting(self.exchange)
+        if kinds:
+            with ledger.stage(self.exchange.front, "flow"):
+                found = self._pipeline.fingerprints(value, kinds)
+            await self._pipeline.kept(self.exchange, found)
+
     def responded(self, status: int, headers: dict[str, str], content_type: str,
                   upstream_ms: float) -> None:
         """The upstream's response headers (as the policy sees them) arrived."""

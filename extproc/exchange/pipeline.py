@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -44,6 +44,7 @@ from extproc.identity import Who, identity_of, refusal, span_attributes, subject
 from extproc.interpret import Interpreter, interpreter_for
 from extproc.interpret.mcp import ToolLister, ToolPins
 from extproc.masking import Masker
+from extproc.masking.fingerprints import DEFAULT_KINDS, Fingerprints, strings
 from extproc.masking.policy_mask import MaskError, spec_of
 from extproc.policy import Decision, PolicyEngine, PolicyError
 from extproc.policy.decision import HOLD_TOO_LATE, POLICY_ERROR, Severity
@@ -91,6 +92,9 @@ class Pipeline:
         run received (activity/flow.py; None: input.flow is null)."""
         self.masker, self.recorder = masker, recorder
         self._flow = flow
+        kinds = config.flow.fingerprints
+        self._fingerprints = Fingerprints(masker, DEFAULT_KINDS if kinds is None else kinds) \
+            if flow is not None and kinds != () else None
         self.budgets = budgets
         self.live = live if live is not None else LiveSessions()
         self._activity, self._alerts, self._revisions = activity, alerts, revisions
@@ -262,12 +266,52 @@ class Pipeline:
 
     async def _received_before(self, exchange: Exchange) -> bytes:
         """input.flow: what the identity and run received, read where the request can
-        act on it (activity/flow.py)."""
+        act on it (activity/flow.py), with which of the protected values the request
+        carries out they received (`carries`)."""
         assert self._flow is not None and exchange.target is not None
         method = exchange.request["method"] if exchange.request is not None else ""
         if not acts(exchange.target.protocol, exchange.meaning, method):
             return UNREAD
-        return await self._flow.read(keys_of(exchange.identity)[0], _run_of(exchange))
+        carried = self._fingerprints.of_text(_SEPARATOR.join(_carried_out(exchange))) \
+            if self._fingerprints is not None else {}
+        return await self._flow.read(keys_of(exchange.identity)[0], _run_of(exchange),
+                                     list(carried))
+
+    def fingerprinting(self, exchange: Exchange) -> frozenset[str]:
+        """The kinds of protected value an answer of the exchange can carry to the agent
+        unmasked (those its mask leaves), whose values are kept as fingerprints (none:
+        nothing need be read for them)."""
+        if self._fingerprints is None:
+            return frozenset()
+        return self._fingerprints.unmasked(exchange.mask)
+
+    def fingerprints(self, value: Any, kinds: frozenset[str]) -> dict[str, str]:
+        """The fingerprints of values of `kinds` in a text or JSON value, as the agent
+        gets it (digest -> kind)."""
+        assert self._fingerprints is not None
+        if isinstance(value, str):
+            return self._fingerprints.of_text(value, kinds)
+        return self._fingerprints.of_json(value, kinds)
+
+    async def kept(self, exchange: Exchange, found: dict[str, str]) -> None:
+        """Keep, before the answer reaches the agent, the fingerprints of the protected
+        values it carries unmasked (`found`). A store that cannot take them refuses the
+        answer (503): a value that reached the agent unkept could leave unnoticed."""
+        if self._flow is None or not found:
+            return
+        target = exchange.target
+        assert target is not None
+        try:
+            with ledger.stage(exchange.front, "flow"):
+                await self._flow.kept(keys_of(exchange.identity)[0], _run_of(exchange),
+                                      target.name, exchange.trace_id, found)
+        except StoreError as exc:
+            log.error("trace %s: values received not kept: %s", exchange.trace_id, exc)
+            raise Unavailable(503, "flow_unavailable", "this answer carries protected "
+                              "values, and the store that keeps what each agent received "
+                              "cannot keep them") from None
+        exchange.outcome["tollgate.flow.kept"] = \
+            int(exchange.outcome.get("tollgate.flow.kept", 0)) + len(found)
 
     async def received(self, exchange: Exchange, cause: str, kinds: tuple[str, ...] = ()
                        ) -> None:
@@ -523,6 +567,31 @@ async def _while_here(work: Coroutine[Any, Any, _T], gone: asyncio.Event | None)
     if task.cancelled():
         raise ClientLeft
     return task.result()
+
+
+_SEPARATOR = "\n\n"  # between the parts of a request: no detector reads across it
+# What frames a request rather than carries its data.
+_FRAMING = frozenset({":method", ":scheme", "content-length", "content-type",
+                      "transfer-encoding", "traceparent", "tracestate", "accept",
+                      "accept-encoding", "connection", "user-agent"})
+
+
+def _carried_out(exchange: Exchange) -> Iterator[str]:
+    """What a request carries out, as its upstream gets it: the URL (path and query),
+    the header values but those that frame it, the body (SQL, a command line, a JSON
+    value's strings)."""
+    request = exchange.request
+    if request is None:
+        return
+    headers = exchange.evidence.headers
+    if headers:
+        yield from (value for name, value in headers.items() if name not in _FRAMING)
+    else:
+        yield request["path"]
+        yield from request["headers"].values()
+    body = request["body"]
+    if body is not None:
+        yield from strings(body)
 
 
 def _run_of(exchange: Exchange) -> str | None:

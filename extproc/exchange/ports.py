@@ -6,7 +6,7 @@ classes, so a unit test can drive it with the in-memory fakes in tests/support/f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from extproc.approvals.model import Approval
@@ -123,8 +123,16 @@ class Flow(Protocol):
         does not take the note."""
         ...
 
-    async def read(self, identity: str, run: str | None) -> bytes:
-        """`input.flow` as JSON: what the identity and the run received (one round trip)."""
+    async def kept(self, identity: str, run: str | None, target: str, trace_id: str,
+                   found: dict[str, str]) -> None:
+        """Keep the fingerprints of values an answer carried to the agent unmasked
+        (digest -> kind); StoreError if the store does not take them."""
+        ...
+
+    async def read(self, identity: str, run: str | None, carried: Collection[str] = ()
+                   ) -> bytes:
+        """`input.flow` as JSON: what the identity and the run received (one round trip),
+        and which of `carried` (fingerprints of what the request carries out)."""
         ...
 
 

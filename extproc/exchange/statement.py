@@ -38,6 +38,9 @@ class Statement:
     sample: bytearray = field(default_factory=bytearray)
     error: str | None = None
     measure: bool = False
+    # Rows' values on their way to the agent, not yet fingerprinted (act.delivering):
+    # the front keeps them before it writes the rows on.
+    unkept: list[list[object]] = field(default_factory=list)
 
     @property
     def exchange(self) -> Exchange:
@@ -52,6 +55,23 @@ class Statement:
         if counts:
             exchange.record_masking(counts)
         return rows
+
+    def delivering(self, values: Callable[[], list[list[object]]]) -> bool:
+        """Rows go to the agent: their `values` are read for the flow's fingerprints
+        where the exchange's mask leaves protected values unmasked (True: the front
+        must `keep` before it writes them on)."""
+        if not self.act.fingerprinting:
+            return False
+        first = not self.unkept
+        self.unkept.extend(values())
+        return first
+
+    async def keep(self) -> None:
+        """The fingerprints of the rows read by `delivering` kept (a Refusal, 503, where
+        the store cannot keep them: the rows must not go on)."""
+        rows, self.unkept = self.unkept, []
+        if rows:
+            await self.act.delivering({"rows": rows})
 
     def kept(self, sample: Callable[[int], bytes]) -> None:
         """Rows as the client got them, in the record's sample while it is under the

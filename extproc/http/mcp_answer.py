@@ -696,6 +696,7 @@ async def _whole(act: Act,
         value = kept if isinstance(payload, list) else (kept[0] if kept else None)
         out = content if not changed else jsonenc.dumps(value).encode()
     reader.finish()
+    await act.delivering(out.decode("utf-8", "replace"))
     exchange.delivered(out, exchange.mask)
     yield response.replace_body(out) if out is not raw else response.keep_body()
 
@@ -738,6 +739,8 @@ async def _streamed(act: Act, response: ResponseWire[Out],
             chunk, started = None, True
             released = held + await _read_piece(reader, events, read, piece, ends)
             held = b""
+            if released:
+                await act.delivering(released.decode("utf-8", "replace"))
             delivered.add(released)
             if ends:  # what the answer held goes in its record, written as its end is sent
                 reader.finish()

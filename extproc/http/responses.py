@@ -178,9 +178,12 @@ async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out
             await act.received("instructions", told)
     if content is not None and exchange.mask is not None:
         masked = masked_as_asked(act, headers, content)
+        await act.delivering(masked.decode("utf-8", "replace"))
         exchange.delivered(masked, exchange.mask)
         yield response.replace_body(masked)
         return
+    if content is not None:
+        await act.delivering(content.decode("utf-8", "replace"))
     exchange.delivered(received)
     yield response.keep_body()
 

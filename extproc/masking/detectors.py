@@ -16,6 +16,7 @@ Everything is compiled at import, once per process.
 from __future__ import annotations
 
 import base64
+import html
 import ipaddress
 import itertools
 import re
@@ -23,6 +24,7 @@ import unicodedata
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import unquote
 
 from extproc.masking import checks
 from extproc.masking.prefilter import PASS, Hits
@@ -565,9 +567,26 @@ def _email_spelled(t: Text) -> Iterator[tuple[int, int]]:
             yield s, domain.end()
 
 
+# An address's spelled "@" and dots, in a finding already decoded and in lower case.
+_CANONICAL_AT = re.compile(r"\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+(?:at|@)\s+")
+_CANONICAL_DOT = re.compile(r"\s*[(\[{<]\s*dot\s*[)\]}>]\s*|\s+dot\s+")
+
+
+def _email_canonical(value: str) -> str:
+    """An address however it was spelled (`Bob%40Example.com`, `bob (at) example dot
+    com`): what the `hash` strategy hashes and the flow fingerprints."""
+    value = value.lower()
+    if "%" in value or "&" in value:
+        value = html.unescape(unquote(value))
+    if "@" in value and value.isascii() and " " not in value and "\t" not in value \
+            and "(" not in value and "[" not in value and "{" not in value and "<" not in value:
+        return value
+    return _CANONICAL_DOT.sub(".", _CANONICAL_AT.sub("@", value, count=1))
+
+
 email = Detector(
     "email", "EMAIL_ADDRESS", both(_email_at, _email_spelled), max_len=420, reveal=4,
-    canonical=str.lower, gate=HitGate(frozenset({_SPELLED_EMAIL}), lambda t: b"@" in t.raw),
+    canonical=_email_canonical, gate=HitGate(frozenset({_SPELLED_EMAIL}), lambda t: b"@" in t.raw),
 )
 
 # --- IP addresses -----------------------------------------------------------------------

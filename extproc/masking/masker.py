@@ -191,6 +191,11 @@ class Masker:
         self.model = model
         self.images = images or ImageMasker()
 
+    @property
+    def key(self) -> bytes:
+        """The `hash` strategy's key, from which the flow's fingerprints derive theirs."""
+        return self._key
+
     def detectors(self, spec: MaskSpec) -> tuple[Detector, ...]:
         return _detectors(spec.detectors, spec.fields, spec.transforms)
 

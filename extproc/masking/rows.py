@@ -118,6 +118,17 @@ class RowMasker(Generic[State]):
             out.append(new)
         return out, counts
 
+    def values(self, rows: Rows) -> list[list[Any]]:
+        """The rows' values as the masker reads them, derived columns' left out: what
+        the flow fingerprints of rows as they leave (activity/flow.py)."""
+        derived, codec = self._derived, self._codec
+        out = []
+        for row in rows:
+            cells = [None if v is None or i in derived else codec.read(i, v)
+                     for i, v in enumerate(row)]
+            out.append([None if c is None else c[0] for c in cells])
+        return out
+
     def _inert(self, read: list[list[Any]]) -> bool:
         """Whether masking `read` would change nothing: every value inert (`_INERT_DIGITS`)
         and the mask leaving the column names, and a cell under each, alone."""

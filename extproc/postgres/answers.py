@@ -33,6 +33,7 @@ from extproc.postgres.state import (
     CYCLE_ENDS,
     Pending,
     Probe,
+    Run,
     State,
     end,
     record_mask,
@@ -50,6 +51,8 @@ class Answers:
         self._framer = _LastWord(pg.BACKEND_KINDS, max_message)
         # The front's own messages the answers send upstream, not sent yet (`sent`).
         self._upstream: list[bytes] = []
+        # Statements whose rows in what `feed` returned the flow must keep first.
+        self.unkept: list[Run] = []
 
     def feed(self, data: bytes) -> bytes:
         """What the database sent (any part of its messages): what the client gets for
@@ -152,6 +155,8 @@ class Answers:
             except ResultRefused as exc:  # a binary record's field of a type not known
                 answer = run.exchange.refuse(Refused(403, "unmaskable_result", str(exc)))
                 return self._refuse_midway(head, refusal_message(answer))
+        if masker is not None and run.delivering(functools.partial(masker.values, rows)):
+            self.unkept.append(run)
         if columns is not None:
             run.kept(functools.partial(record_sample, columns, rows))
         return [pg.encode_data_row(r) for r in rows]

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from extproc.codecs.refusal import Refused
+from extproc.codecs.refusal import Refusal, Refused
 from extproc.exchange.act import Opener
 from extproc.exchange.cancels import unread
 from extproc.exchange.lock_waits import Holding
@@ -35,7 +35,7 @@ from extproc.postgres.client import Client
 from extproc.postgres.measured import Measuring
 from extproc.postgres.questions import ESTIMATE_SECONDS, Questions
 from extproc.postgres.refusals import Fatal
-from extproc.postgres.state import State, end
+from extproc.postgres.state import Run, State, end
 from extproc.postgres.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -197,9 +197,24 @@ class Session:
             if own:
                 self._upstream.writer.write(own)
             self._questions.answered()
+            if answers.unkept and not await self._kept(answers.unkept):
+                return
             if out:
                 client.write(out)
                 await client.drain()
+
+    async def _kept(self, runs: list[Run]) -> bool:
+        """The fingerprints of the rows about to go on kept first (activity/flow.py);
+        False where the store cannot keep them: the session ends, the rows unsent."""
+        try:
+            while runs:
+                await runs.pop(0).keep()
+        except Refusal as bad:
+            log.error("session %s: %s", self.context["policy"]["session_id"], bad.message)
+            self._client_error(pg.error("58000", f"tollgate: {bad.message}",
+                                        severity="FATAL"))
+            return False
+        return True
 
     def _client_error(self, message: bytes) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):

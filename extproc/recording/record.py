@@ -438,6 +438,9 @@ def _outcome(evidence: Evidence) -> dict[str, Any]:
     # An answer noted as untrusted content before the agent read it (activity/flow.py).
     if (received := outcome.get("tollgate.flow.received")) is not None:
         found["received"] = list(received)
+    # Protected values it carried unmasked, kept as fingerprints first (activity/flow.py).
+    if (kept := outcome.get("tollgate.flow.kept")) is not None:
+        found["kept"] = kept
     return found
 
 

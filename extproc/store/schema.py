@@ -559,6 +559,21 @@ MIGRATIONS: dict[str, list[list[Statement]]] = {
             "CREATE INDEX flow_received_scope ON flow_received (scope, at_us)",
             "CREATE INDEX flow_received_at ON flow_received (at_us)",
         ],
+        [
+            # The keyed fingerprints of protected values an identity or run received
+            # unmasked (masking/fingerprints.py), per scope and the target they came from.
+            """CREATE TABLE flow_values (
+                scope TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                target TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                at_us BIGINT NOT NULL,
+                trace_id TEXT NOT NULL,
+                PRIMARY KEY (scope, digest, target)
+            )""",
+            "CREATE INDEX flow_values_scope ON flow_values (scope, at_us)",
+            "CREATE INDEX flow_values_at ON flow_values (at_us)",
+        ],
     ],
 }
 

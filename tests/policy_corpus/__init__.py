@@ -100,6 +100,7 @@ HOLDS = {
     "k8s.privilege_change": (["group:cluster-admins"], 300),
     "k8s.privileged_pod": (["group:cluster-admins"], 300),
     "flow.after_untrusted": (["group:security"], 600),
+    "flow.carried": (["group:security"], 600),
 }
 # The holds the pack's grants.rego opens a window for once approved, and for how many
 # minutes (a case with a `grant_minutes_by_rule` of its own writes its decision out).

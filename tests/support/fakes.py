@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from extproc.approvals.model import Approval
@@ -30,6 +30,9 @@ class MemoryFlow:
         self.down = down
         self.notes: list[tuple[str, str | None, str, str, tuple[str, ...], str]] = []
         self.readings: list[tuple[str, str | None]] = []
+        # Fingerprints kept: (identity, digest) -> (kind, target, trace id).
+        self.values: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self.carried: list[list[str]] = []  # the fingerprints each reading was given
 
     async def received(self, identity: str, run: str | None, target: str, cause: str,
                        kinds: Iterable[str], trace_id: str) -> None:
@@ -37,12 +40,24 @@ class MemoryFlow:
             raise StoreError("the store is down")
         self.notes.append((identity, run, target, cause, tuple(kinds), trace_id))
 
-    async def read(self, identity: str, run: str | None) -> bytes:
+    async def kept(self, identity: str, run: str | None, target: str, trace_id: str,
+                   found: dict[str, str]) -> None:
+        if self.down:
+            raise StoreError("the store is down")
+        for digest, kind in found.items():
+            self.values[identity, digest] = (kind, target, trace_id)
+
+    async def read(self, identity: str, run: str | None, carried: Collection[str] = ()
+                   ) -> bytes:
         self.readings.append((identity, run))
+        self.carried.append(list(carried))
         untrusted = [{"at": 1.0, "target": n[2], "cause": n[3], "kinds": list(n[4]),
                       "trace_id": n[5]} for n in reversed(self.notes) if n[0] == identity]
+        carries = [{"value": i, "kind": v[0], "from": v[1], "at": 1.0, "trace_id": v[2]}
+                   for i, digest in enumerate(carried, 1)
+                   if (v := self.values.get((identity, digest))) is not None]
         return json.dumps({"status": "known", "run": run, "identity": {"untrusted": untrusted},
-                           "this_run": None}).encode()
+                           "this_run": None, "carries": carries}).encode()
 
 
 class MemoryRecorder:
