@@ -96,8 +96,7 @@ class RowMasker(Generic[State]):
         if hidden:
             rows = [[codec.derived(i, v) if i in derived and v is not None else v
                      for i, v in enumerate(row)] for row in rows]
-        cells = [[None if v is None or i in derived else codec.read(i, v)
-                  for i, v in enumerate(row)] for row in rows]
+        cells = self._cells(rows)
         read = [[None if c is None else c[0] for c in row] for row in cells]
         if not hidden and self._inert(read):
             return rows, Counter()
@@ -121,13 +120,13 @@ class RowMasker(Generic[State]):
     def values(self, rows: Rows) -> list[list[Any]]:
         """The rows' values as the masker reads them, derived columns' left out: what
         the flow fingerprints of rows as they leave (activity/flow.py)."""
+        return [[None if c is None else c[0] for c in row] for row in self._cells(rows)]
+
+    def _cells(self, rows: Rows) -> list[list[tuple[Any, State] | None]]:
+        """Each value read by the codec (None: NULL, a derived column's, or unread)."""
         derived, codec = self._derived, self._codec
-        out = []
-        for row in rows:
-            cells = [None if v is None or i in derived else codec.read(i, v)
-                     for i, v in enumerate(row)]
-            out.append([None if c is None else c[0] for c in cells])
-        return out
+        return [[None if v is None or i in derived else codec.read(i, v)
+                 for i, v in enumerate(row)] for row in rows]
 
     def _inert(self, read: list[list[Any]]) -> bool:
         """Whether masking `read` would change nothing: every value inert (`_INERT_DIGITS`)
