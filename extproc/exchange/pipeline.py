@@ -570,10 +570,10 @@ async def _while_here(work: Coroutine[Any, Any, _T], gone: asyncio.Event | None)
 
 
 _SEPARATOR = "\n\n"  # between the parts of a request: no detector reads across it
-# What frames a request rather than carries its data.
-_FRAMING = frozenset({":method", ":scheme", "content-length", "content-type",
-                      "transfer-encoding", "traceparent", "tracestate", "accept",
-                      "accept-encoding", "connection", "user-agent"})
+# What frames a request rather than carries its data (tollgate sets traceparent itself).
+# Any other header carries data out as well as a body does: a User-Agent, a tracestate.
+_FRAMING = frozenset({":method", ":scheme", "content-length", "transfer-encoding",
+                      "traceparent", "connection"})
 
 
 def _carried_out(exchange: Exchange) -> Iterator[str]:

@@ -156,6 +156,9 @@ def carriers(emails: list[str]) -> dict[str, list[str]]:
         "percent-encoded": ["-d", "to=" + urllib.parse.quote(joined, safe="")],
         "base64": ["-H", "content-type: application/json", "-d", json.dumps(
             {"blob": base64.b64encode(joined.encode()).decode()})],
+        "headers": ["-H", f"User-Agent: agent/1.0 ({joined})",
+                    "-H", f"tracestate: to={urllib.parse.quote(joined, safe='')}",
+                    "-d", "{}"],
     }
 
 
@@ -179,7 +182,7 @@ def dora(gw: Gateway) -> str:
     return read_unmasked(gw, "dora")
 
 
-@pytest.mark.parametrize("carrier", ["plain", "percent-encoded", "base64"])
+@pytest.mark.parametrize("carrier", ["plain", "percent-encoded", "base64", "headers"])
 def test_emails_read_over_psql_may_not_leave_through_a_read_tunnel(
         gw: Gateway, dba: str, bundle: Path, paste: Paste, carrier: str) -> None:
     before = len(paste.received)
