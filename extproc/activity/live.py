@@ -196,6 +196,12 @@ class Live:
     def __init__(self, url: str, timeout: float) -> None:
         self._store = open_store(url, timeout, self._unseen)
         self._timeout = timeout
+        # A refusal's count is a write: it waits on the store's write lock, which another
+        # process (the record's writer mid-commit, a frozen one, `tollgate audit`) can hold
+        # past any reading's timeout. Its answer must still reach Envoy within the 2 s
+        # of the ext_proc message, so it waits no longer than a reading's retries.
+        self._refusal_wait = min(timeout, BUDGET)
+        self._late: set[asyncio.Future[Rows]] = set()  # refusals' writes still going
         self._retrying = Retrying()  # a reading rides out a blip of the store
         self._failing = False
         # (token key, value) this process upserted within the clock minute `_minute`.
@@ -272,22 +278,36 @@ class Live:
 
     async def refused(self, sub: str) -> int | None:
         """Count a refusal before it is answered; the identity's refusals in this clock
-        minute (None: the store did not answer, the count is written later). The next
-        decision for this identity in this process reads afresh."""
+        minute (None: the store did not answer in time, the count is written later). The
+        next decision for this identity in this process reads afresh."""
         self._fresh.pop(sub, None)
         row = (sub, int(time.time() // 60), "refusals", 1)
         if self._retrying.out:  # the store is out: written once it is back
             self._add([row])
             return None
+        # Not cancelled when the answer stops waiting: a write already on its way may
+        # still land, and the row kept for later as well was counted twice.
+        write = asyncio.ensure_future(self._store.write(f"{_UPSERT} RETURNING value", [row]))
         try:
-            rows = await asyncio.wait_for(
-                self._store.write(f"{_UPSERT} RETURNING value", [row]), self._timeout)
-        except (StoreError, TimeoutError) as exc:
+            rows = await asyncio.wait_for(asyncio.shield(write), self._refusal_wait)
+        except StoreError as exc:
             self._failed(exc)
-            self._add([(row[0], row[1], row[2], row[3])])
+            self._add([row])
+            return None
+        except TimeoutError as exc:
+            self._failed(exc)
+            self._late.add(write)
+            write.add_done_callback(functools.partial(self._landed, row))
             return None
         self._answered()
         return int(rows[0][0])
+
+    def _landed(self, row: tuple[str, int, str, int], write: asyncio.Future[Rows]) -> None:
+        """A refusal's count written after its answer stopped waiting; kept to be written
+        again only if the store did not take it."""
+        self._late.discard(write)
+        if write.cancelled() or write.exception() is not None:
+            self._add([row])
 
     # -- after the exchange ----------------------------------------------------------------
 
@@ -364,6 +384,7 @@ class Live:
             return
         self._stopping = True
         self._wake.set()
+        await asyncio.gather(*self._late, return_exceptions=True)
         if self._flusher is not None:
             await self._flusher
         await self.flush()

@@ -17,6 +17,8 @@ refused, with `tollgate` as who); the last two under a trace of their own.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -34,7 +36,8 @@ from extproc.identity import Who, subject_of
 from extproc.policy.decision import Alert, Severity
 from extproc.recording import Evidence, RecordingUnavailable
 from extproc.store import StoreError
-from extproc.store.aio import AsyncStore
+from extproc.store.aio import AsyncStore, Rows
+from extproc.store.retry import BUDGET
 from extproc.telemetry import span_id_of
 from extproc.webhook import Background, Delivery, Webhook
 
@@ -163,18 +166,26 @@ class Alerts:
         self._record(found, about, raised, delivery)
 
     async def _claim(self, alert: Alert, who: str, trace_id: str) -> bool:
-        """Whether this process raises the alert (no other did within the window)."""
+        """Whether this process raises the alert (no other did within the window). The
+        decision's answer waits for the claim at most a store read's retries (BUDGET):
+        on SQLite the claim waits for the write lock, which another process can hold
+        past Envoy's 2 s for the message (the record's writer frozen mid-commit). A
+        claim not answered in time is raised, as one the store fails; it is not
+        cancelled, so the window it claims still holds for the others."""
         now_us = int(time.time() * 1e6)
+        claim = asyncio.ensure_future(self._store.execute(
+            "INSERT INTO alerts_raised (rule, identity, until_us, trace_id) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (rule, identity) DO UPDATE SET "
+            "until_us = excluded.until_us, trace_id = excluded.trace_id "
+            "WHERE alerts_raised.until_us <= ? RETURNING trace_id",
+            (alert.rule, who, now_us + int(self._dedup * 1e6), trace_id, now_us)))
         try:
-            rows = await self._store.execute(
-                "INSERT INTO alerts_raised (rule, identity, until_us, trace_id) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (rule, identity) DO UPDATE SET "
-                "until_us = excluded.until_us, trace_id = excluded.trace_id "
-                "WHERE alerts_raised.until_us <= ? RETURNING trace_id",
-                (alert.rule, who, now_us + int(self._dedup * 1e6), trace_id, now_us))
-        except StoreError as exc:
+            rows = await asyncio.wait_for(asyncio.shield(claim), BUDGET)
+        except (StoreError, TimeoutError) as exc:
+            if not claim.done():
+                self._background.spawn(_landing(claim))
             log.error("alert %s for %s: the store cannot say whether it was raised "
-                      "already (%s): raised", alert.rule, who, exc)
+                      "already (%s): raised", alert.rule, who, str(exc) or "no answer in time")
             return True
         return bool(rows)
 
@@ -208,3 +219,10 @@ def message(alert: dict[str, Any]) -> dict[str, Any]:
             + (f" on {slack(alert['target'])}" if alert["target"] else "")
             + f"; trace {alert['trace_ids'][0]})")
     return {"text": text, "mrkdwn": False, "alert": alert}
+
+
+async def _landing(claim: asyncio.Future[Rows]) -> None:
+    """A claim whose decision stopped waiting, left to land (its error is the store's,
+    told already)."""
+    with contextlib.suppress(StoreError):
+        await claim

@@ -251,10 +251,14 @@ class Pipeline:
             decision = _held_again(exchange, decision)
         exchange.decided(phase, decision, self._engine.revision,
                          int((time.perf_counter() - started) * 1e6))
-        if decision.action == "deny" and self._activity is not None:
-            await self._activity.refused(exchange.identity)
-        if decision.alerts and self._alerts is not None:
-            await self._alerts.raised(exchange, decision.alerts)
+        # Each waits on the store's write lock for at most a read's retries: together,
+        # so that the answer waits for the longer, not for the sum.
+        waits = [*([self._activity.refused(exchange.identity)]
+                   if decision.action == "deny" and self._activity is not None else []),
+                 *([self._alerts.raised(exchange, decision.alerts)]
+                   if decision.alerts and self._alerts is not None else [])]
+        if waits:
+            await asyncio.gather(*waits)
         await self._attended(exchange, phase, decision)
         return decision
 

@@ -55,7 +55,8 @@ async def open_store(url: str) -> AsyncStore:
     # Migrations run on a synchronous connection, once, before anything else.
     connection = await asyncio.to_thread(connect, url)
     if connection.backend == "sqlite":
-        return _Sqlite(connection)
+        reader = await asyncio.to_thread(connect, url, migrate=False)
+        return _Sqlite(connection, reader)
     where = connection.where
     connection.close()
     # Only a PostgreSQL store imports psycopg (store/connection.py says why).
@@ -65,18 +66,26 @@ async def open_store(url: str) -> AsyncStore:
 
 
 class _Sqlite:
-    """One connection, used from worker threads one statement at a time; transactions
-    are serialised in the process (and BEGIN IMMEDIATE serialises them across processes,
-    such as a `tollgate audit` run)."""
+    """Two connections, each used from worker threads one statement at a time: one
+    writes (transactions are serialised in the process, and BEGIN IMMEDIATE serialises
+    them across processes, such as a `tollgate audit` run), the other reads. A write
+    can wait out busy_timeout (5 s) for a lock another process holds (the record's
+    writer frozen mid-commit); a read queued behind it on one connection waited as
+    long, past Envoy's 2 s for a request's message, where WAL would have let it read
+    at once."""
 
     backend = "sqlite"
 
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
+    def __init__(self, connection: Any, reader: Any) -> None:
+        self._connection, self._reader = connection, reader
         self.where = connection.where
         self._lock = asyncio.Lock()
+        self._reading = asyncio.Lock()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        if _reads_only(sql):
+            async with self._reading:
+                return await asyncio.to_thread(self._reader.execute, sql, params)
         async with self._lock:
             return await asyncio.to_thread(self._connection.execute, sql, params)
 
@@ -110,3 +119,10 @@ class _Sqlite:
 
     async def close(self) -> None:
         self._connection.close()
+        self._reader.close()
+
+
+def _reads_only(sql: str) -> bool:
+    """Whether a statement only reads (a SELECT: SQLite has no writing function a
+    statement of tollgate's calls)."""
+    return sql.lstrip()[:6].upper() == "SELECT"

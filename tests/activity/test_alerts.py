@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
@@ -18,7 +20,8 @@ from extproc.exchange.state import Exchange
 from extproc.masking import Masker
 from extproc.policy.embedded import EmbeddedEngine
 from extproc.recording import Evidence
-from extproc.store.aio import AsyncStore
+from extproc.store.aio import AsyncStore, open_store
+from extproc.store.retry import BUDGET
 from extproc.telemetry import Telemetry
 from tests.support.fakes import MemoryHolds, MemoryRecorder, StaticCredentials
 from tests.support.http_server import LocalServer
@@ -125,6 +128,39 @@ async def test_the_alert_is_claimed_before_the_decision_returns(
         for setup in (one, other):
             await setup.alerts.close()
             await setup.tracker.close()
+
+
+async def test_a_decision_does_not_wait_on_a_write_lock_another_holds(
+        sqlite_url: str) -> None:
+    """SQLite: while another process holds the write lock (the record's writer frozen
+    mid-commit), a refusal's alert claim waits no longer than a read's retries, and
+    the alert is raised (as when the store fails); reads of the store go on at once
+    meanwhile. Once the lock goes, the claim that was on its way lands."""
+    store = await open_store(sqlite_url)
+    setup = Setup(store, sqlite_url, None)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        await setup.exchange(method="GET")  # the store's connections opened, as in use
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        first = await setup.exchange()
+        assert time.monotonic() - started < BUDGET + 0.5, "the decision waited on the lock"
+        assert first.decision.action == "deny"
+        await until(setup.alerts_recorded)
+        started = time.monotonic()
+        assert await store.execute("SELECT trace_id FROM alerts_raised") == []
+        assert time.monotonic() - started < 1.0, "a read waited behind the claim"
+        holder.execute("ROLLBACK")
+        await until(lambda: setup.alerts._background._tasks == set())
+        assert await store.execute("SELECT trace_id FROM alerts_raised") == [
+            (first.trace_id,)]
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+        await setup.alerts.close()
+        await setup.tracker.close()
+        await store.close()
 
 
 WINDOW = 2.0

@@ -265,3 +265,33 @@ async def test_a_store_that_cannot_write_holds_no_reading_behind_a_write(
     finally:
         await live.close()
         await other.close()
+
+
+async def test_a_refusal_is_answered_while_another_holds_the_write_lock(
+        sqlite_url: str) -> None:
+    """SQLite: a refusal's count is written before it is answered, but the write lock can
+    be another process's for longer than any reading waits (the record's writer frozen
+    mid-commit: a 504 in tests/faults/test_tree_kill.py when the count waited out a 5 s
+    live timeout). However long the live timeout, the answer waits no longer than a
+    reading's retries; the count is written once the store takes it, and once only
+    (the write that was on its way lands: it is not also kept to be written again)."""
+    live = Live(sqlite_url, 5.0)
+    await live.start()
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        assert await live.refused("sub:held") is None
+        assert time.monotonic() - started < BUDGET + 0.5, "the refusal waited on the lock"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    try:
+        async def written() -> bool:
+            await live.flush()
+            return rows(sqlite_url, "SELECT key, metric, value FROM activity_live") == [
+                ("sub:held", "refusals", 1)]
+
+        await until(written, "the refusal counted once the store writes")
+    finally:
+        await live.close()

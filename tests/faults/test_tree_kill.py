@@ -7,7 +7,8 @@ answered (allowed, and refused by the policy); then every process of the tree is
 and SIGKILLed (no close path runs, no spool is written). Started again on the same
 config, tollgate spools what the dead processes journaled and writes it into a chain:
 every answered exchange's record is there, once, and `tollgate audit verify` exits 0.
-Without the journal those records were lost (they were on the writer's pipe). And a
+Without the journal those records were lost (they were on the writer's pipe). The
+store's write lock is held meanwhile, as a writer frozen mid-commit holds it. And a
 statement sent to the database, its tree killed while it runs: the provisional record
 journaled as it went upstream is written, so the record shows what reached the server.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -60,8 +62,16 @@ def test_a_killed_tree_loses_no_answered_exchange(
     assert writers, "tollgate's writer process"
     for pid in writers:
         os.kill(pid, signal.SIGSTOP)
-    replies = [sql(gateway, SELECT, token), sql(gateway, REFUSED, token),
-               sql(gateway, SELECT, token)]
+    # As if the writer froze mid-commit: the store's write lock stays taken. The answers
+    # do not wait on it (a refusal's count and alert claim once waited 5 s for it: 504).
+    holder = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        replies = [sql(gateway, SELECT, token), sql(gateway, REFUSED, token),
+                   sql(gateway, SELECT, token)]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
     assert [r.status for r in replies] == [200, 403, 200], [r.body for r in replies]
     kill_tree(gateway)
     journals = spool_folder(gateway) / journal.FOLDER
