@@ -757,13 +757,11 @@ class Target:
         object.__setattr__(self, "strip_headers", tuple(h.lower() for h in self.strip_headers))
 
     def _check_trust(self) -> None:
-        """Untrusted content is noted where tollgate forwards the request (the HTTP front,
-        the egress proxy); an egress target's answers are the open web's."""
+        """An egress target's answers are the open web's: untrusted unless it says not.
+        Every front notes an untrusted target's answers where it forwards the request
+        (Pipeline.forward): an HTTP request, a statement, a command."""
         if self.untrusted is None:
             object.__setattr__(self, "untrusted", self.protocol == "egress")
-        elif self.untrusted and self.protocol not in (*HTTP_FRONT_PROTOCOLS, "k8s", "egress"):
-            raise Invalid("untrusted", f"noted for targets reached through the HTTP front "
-                          f"or the egress proxy, not for a {self.protocol} target")
 
     def _check_egress(self) -> None:
         """The proxy is reached by route, by agents with tokens, and reads what it can:

@@ -33,7 +33,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -69,11 +69,15 @@ _OVER_BOUND = ("DELETE FROM flow_values WHERE scope = ? AND at_us < (SELECT at_u
 
 @functools.cache
 def _select(scopes: int) -> str:
-    """The newest notes of each scope within the retention."""
+    """The newest notes of each scope within the retention; then, in the same round trip,
+    a row of NULLs if the scopes were given any protected value (so a request is read
+    for fingerprints only where there is something it could carry out)."""
     one = ("SELECT * FROM (SELECT scope, at_us, target, cause, kinds, trace_id"
            " FROM flow_received WHERE scope = ? AND at_us > ?"
            f" ORDER BY at_us DESC LIMIT {SHOWN_MOST}) AS s{{i}}")
-    return " UNION ALL ".join(one.format(i=i) for i in range(scopes))
+    given = ("SELECT NULL, NULL, NULL, NULL, NULL, NULL WHERE EXISTS (SELECT 1 FROM"
+             f" flow_values WHERE scope IN ({', '.join('?' * scopes)}) AND at_us > ?)")
+    return " UNION ALL ".join([*(one.format(i=i) for i in range(scopes)), given])
 
 
 @functools.cache
@@ -160,24 +164,27 @@ class Flow:
         self._grown.update(scopes)
         self._prune_now_and_then()
 
-    async def read(self, identity: str, run: str | None, carried: Collection[str] = ()
-                   ) -> bytes:
+    async def read(self, identity: str, run: str | None,
+                   carried: Callable[[], Collection[str]] = tuple) -> bytes:
         """`input.flow` as JSON: what the identity (and the run: the agent's trace, None
         where it sent none) received within the retention, newest first; and which of
-        `carried` (the fingerprints of what the request carries out) it received."""
+        the fingerprints of what the request carries out (`carried()`, called only if
+        the identity or run was given protected values) it received."""
         since = int((time.time() - self._settings.retention_seconds) * 1_000_000)
         wanted = _scopes(identity, run)
         try:
-            rows = await self._rows(_select(len(wanted)),
-                                    [v for scope in wanted for v in (scope, since)])
-            values = await self._rows(_select_carried(len(wanted), len(carried)),
-                                      [*wanted, since, *carried]) if carried else []
+            rows = await self._rows(_select(len(wanted)), [
+                *(v for scope in wanted for v in (scope, since)), *wanted, since])
+            given = bool(rows) and rows[-1][0] is None
+            digests = carried() if given else ()
+            values = await self._rows(_select_carried(len(wanted), len(digests)),
+                                      [*wanted, since, *digests]) if digests else []
         except (StoreError, TimeoutError) as exc:
             log.error("flow: the store gives no notes of what agents received: %s",
                       str(exc) or "no answer in time")
             return UNKNOWN
         by_scope: dict[str, list[dict[str, Any]]] = {scope: [] for scope in wanted}
-        for scope, at_us, target, cause, kinds, trace_id in rows:
+        for scope, at_us, target, cause, kinds, trace_id in rows[:-1] if given else rows:
             by_scope[scope].append({
                 "at": at_us / 1_000_000, "target": target, "cause": cause,
                 "kinds": kinds.split(",") if kinds else [], "trace_id": trace_id})

@@ -276,10 +276,16 @@ class Pipeline:
         method = exchange.request["method"] if exchange.request is not None else ""
         if not acts(exchange.target.protocol, exchange.meaning, method):
             return UNREAD
-        carried = self._fingerprints.of_text(_SEPARATOR.join(_carried_out(exchange))) \
-            if self._fingerprints is not None else {}
+        fingerprints = self._fingerprints
+
+        def carried() -> list[str]:
+            """Read only where the identity or run was given values it could carry out."""
+            if fingerprints is None:
+                return []
+            return list(fingerprints.of_text(_SEPARATOR.join(_carried_out(exchange))))
+
         return await self._flow.read(keys_of(exchange.identity)[0], _run_of(exchange),
-                                     list(carried))
+                                     carried)
 
     def fingerprinting(self, exchange: Exchange) -> frozenset[str]:
         """The kinds of protected value an answer of the exchange can carry to the agent

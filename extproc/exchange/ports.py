@@ -6,7 +6,7 @@ classes, so a unit test can drive it with the in-memory fakes in tests/support/f
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from extproc.approvals.model import Approval
@@ -129,10 +129,11 @@ class Flow(Protocol):
         (digest -> kind); StoreError if the store does not take them."""
         ...
 
-    async def read(self, identity: str, run: str | None, carried: Collection[str] = ()
-                   ) -> bytes:
+    async def read(self, identity: str, run: str | None,
+                   carried: Callable[[], Collection[str]] = tuple) -> bytes:
         """`input.flow` as JSON: what the identity and the run received (one round trip),
-        and which of `carried` (fingerprints of what the request carries out)."""
+        and which of `carried()` (fingerprints of what the request carries out, asked
+        only if they received any protected value)."""
         ...
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from extproc import ledger
+from extproc.codecs.refusal import Refusal
 from extproc.exchange.state import held_because
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class Statement:
     # Rows' values on their way to the agent, not yet fingerprinted (act.delivering):
     # the front keeps them before it writes the rows on.
     unkept: list[list[object]] = field(default_factory=list)
+    # The record's ending (`answered`'s arguments), put off while rows wait to be kept:
+    # `keep` writes it, so that the record says what was kept, or that it was not.
+    ending: tuple[str, str | None, tuple[str, list[str]]] | None = None
 
     @property
     def exchange(self) -> Exchange:
@@ -68,10 +72,21 @@ class Statement:
 
     async def keep(self) -> None:
         """The fingerprints of the rows read by `delivering` kept (a Refusal, 503, where
-        the store cannot keep them: the rows must not go on)."""
+        the store cannot keep them: the rows must not go on, and the record says they
+        were refused); then the record, if the statement ended meanwhile."""
         rows, self.unkept = self.unkept, []
-        if rows:
-            await self.act.delivering({"rows": rows})
+        try:
+            if rows:
+                await self.act.delivering({"rows": rows})
+        except Refusal as bad:
+            self.exchange.refuse(bad)
+            if self.ending is not None:
+                self.ending = (self.ending[0], f"refused: {bad.message}", self.ending[2])
+            raise
+        finally:
+            if self.ending is not None:
+                ending, self.ending = self.ending, None
+                self.answered(*ending)
 
     def kept(self, sample: Callable[[int], bytes]) -> None:
         """Rows as the client got them, in the record's sample while it is under the
@@ -88,6 +103,9 @@ class Statement:
         (a name, the answers' tags) as its answer's headers. Once only: a front that
         recorded it before the answer's last bytes left says so again as it ends."""
         if self.act.ended:
+            return
+        if self.unkept:
+            self.ending = (front, outcome, summary)
             return
         found = self.exchange.outcome
         if outcome is not None:

@@ -24,6 +24,7 @@ from extproc.codecs.refusal import Refusal, Unavailable
 from extproc.config import Inspect, Target
 from extproc.exchange.act import Act
 from extproc.exchange.state import Answer
+from extproc.exchange.streamed import reading
 from extproc.interpret.instructions import kinds_in
 from extproc.masking.body import ByteStream, is_event_stream, is_text, mask_body
 
@@ -190,8 +191,8 @@ async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out
 
 async def _stream(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, None]:
     """A stream (of events, or of text), decided on its headers, masked chunk by chunk
-    with a held-back tail (so a secret cut between chunks is still caught), released as
-    it comes: no whole-stream buffer."""
+    with a held-back tail (so a secret cut between chunks is still caught), read for the
+    flow, released as it comes: no whole-stream buffer."""
     exchange = act.exchange
     decision = await act.decide("response")
     if decision.action != "allow":
@@ -199,23 +200,30 @@ async def _stream(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, 
         return
     target, spec = exchange.target, exchange.mask
     assert target is not None
+    # Read for the flow as it goes (exchange/streamed.py): values the mask leaves, and
+    # an untrusted target's words to the model.
+    read = reading(act, bool(target.untrusted))
     readable_encoding = content_encoding(response.headers) == "identity"
-    if spec is None or (not readable_encoding and target.inspect.unreadable_encoding == "pass"):
-        yield response.pass_unread()  # nothing to mask: it flows past tollgate
+    if (spec is None and read is None) or (
+            not readable_encoding and target.inspect.unreadable_encoding == "pass"):
+        yield response.pass_unread()  # nothing to mask or read: it flows past tollgate
         return
     if not readable_encoding:
         raise Unavailable(502, "unreadable_encoding",
                        "a compressed stream cannot be masked as it flows; it is refused")
     yield response.stream_through()
-    stream = ByteStream(act.masker, spec, events=is_event_stream(response.headers))
+    stream = ByteStream(act.masker, spec, events=is_event_stream(response.headers)) \
+        if spec is not None else None
     delivered = exchange.delivering()
     ends = False
     while not ends:
         data, ends = await response.chunk()
-        released = stream.feed(data)
-        if ends:
+        released = data if stream is None else stream.feed(data)
+        if ends and stream is not None:
             released += stream.finish()
             exchange.record_masking(stream.counts)
+        if read is not None and released:
+            await read(released)
         delivered.add(released)
         for answer in response.send(released, ends):
             yield answer

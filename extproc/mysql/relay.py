@@ -324,6 +324,7 @@ class Relay:
                 rows = run.masked(functools.partial(masker.rows, rows))
             sent = rows
         run.rows += len(rows)
+        run.delivering(functools.partial(masker.values, rows))
         run.kept(functools.partial(record_sample, columns, rows))
         if self._binary:
             return [encode(p.seq, encode_binary_row(r, columns))

@@ -136,18 +136,31 @@ class Runs:
         while not relay.done:
             step = relay.feed(await wire.server_packet())
             state.status = relay.status
-            if relay.done and wire.writer is wire.client:
-                run.end()  # recorded (journaled) before the answer's last bytes leave
             if relay.holding and not wire.buffered:
                 flushed = relay.flush()
                 step.writes += flushed.writes
                 step.drain = True
+            if run.unkept:
+                await self._keep(run, step.writes)
+            if relay.done and wire.writer is wire.client:
+                run.end()  # recorded (journaled) before the answer's last bytes leave
             for data in step.writes:
                 wire.write(data)
             if step.drain:
                 await wire.drain()
             if step.local_file is not None:
                 await self._no_local_file(run, step.local_file)
+
+    async def _keep(self, run: Run, writes: list[bytes]) -> None:
+        """The fingerprints of the rows about to go on kept first (activity/flow.py);
+        where the store cannot keep them, the client is told so in their place and the
+        session ends (Closed): the rows never leave."""
+        try:
+            await run.keep()
+        except Refusal as bad:
+            seq = writes[0][3] if writes else 1  # the first packet not sent
+            self._wire.write(refusal_packet(run.exchange.refuse(bad), seq))
+            raise Closed(f"refused: {bad.message}") from None
 
     async def _no_local_file(self, run: Run, request: Packet) -> None:
         """LOAD DATA LOCAL: the server asks the client for a file. None is sent (an empty

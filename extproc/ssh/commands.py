@@ -22,6 +22,7 @@ from typing import Any
 import asyncssh
 
 from extproc.codecs.refusal import Refusal, Refused
+from extproc.exchange.streamed import reading
 from extproc.interpret.ansible import read_upload
 from extproc.ssh.ansible_exec import (
     MaskedFetch,
@@ -131,7 +132,15 @@ async def run_exec(process: asyncssh.SSHServerProcess[bytes], gate: Gate, connec
         remote.stdin.write(program)
     if whole:
         remote.stdin.write_eof()
-    await _relay(process, remote, gate, verdict, idle, fetch, feed=not whole)
+    try:
+        await _relay(process, remote, gate, verdict, idle, fetch, feed=not whole)
+    except Refusal as bad:  # its output could not be kept for the flow: none goes on
+        remote.close()
+        text = refusal_text(verdict.exchange.refuse(bad))
+        say(process, text)
+        process.exit(REFUSED_STATUS)
+        gate.end(verdict, status=REFUSED_STATUS, outcome={"tollgate.outcome": text})
+        return
     gate.end(verdict, status=exit_with(process, remote), outcome={"tollgate.outcome": (
         f"ran as {runs!r}: ~{gate.target.match.login} is the home of the host's account"
         if runs else "ran")})
@@ -152,8 +161,9 @@ async def _relay(process: asyncssh.SSHServerProcess[bytes],
     try:
         await asyncio.gather(
             pump_output(remote.stdout.read, held or process.stdout, out,
-                        None if held else capture, idle),
-            pump_output(remote.stderr.read, process.stderr, err, capture, idle))
+                        None if held else capture, idle, kept=reading(verdict.act)),
+            pump_output(remote.stderr.read, process.stderr, err, capture, idle,
+                        kept=reading(verdict.act)))
         await remote.wait_closed()
         if fetch is not None and held is not None:
             # After the module's JSON: Ansible shows a line after it as a warning.

@@ -91,7 +91,7 @@ async def test_a_store_that_does_not_answer_refuses_the_note_and_reads_unknown(
         with pytest.raises(StoreError):
             await flow.kept("sub:agent-1", None, "crm-db", "t" * 32, {"d1": "email"})
         assert await flow.read("sub:agent-1", None) == UNKNOWN
-        assert await flow.read("sub:agent-1", None, ["d1"]) == UNKNOWN
+        assert await flow.read("sub:agent-1", None, lambda: ["d1"]) == UNKNOWN
     finally:
         await flow.close()
 
@@ -104,14 +104,25 @@ async def test_a_value_kept_by_one_process_is_carried_in_the_others_reading(
     first, second = two
     await first.kept("sub:agent-1", RUN, "crm-db", "a" * 32, {"d1": "email", "d2": "email"})
     await first.kept("sub:agent-1", None, "shop-db", "b" * 32, {"d1": "email"})
-    carries = json.loads(await second.read("sub:agent-1", RUN, ["d1", "d2", "d3"]))["carries"]
+    carries = json.loads(await second.read(
+        "sub:agent-1", RUN, lambda: ["d1", "d2", "d3"]))["carries"]
     # d1, the newest, is value 1: from both targets, each named once with its trace.
     assert sorted((c["value"], c["kind"], c["from"], c["trace_id"]) for c in carries) == [
         (1, "email", "crm-db", "a" * 32), (1, "email", "shop-db", "b" * 32),
         (2, "email", "crm-db", "a" * 32)]
-    # Another identity received none of them; a reading given none reads none.
-    assert json.loads(await second.read("sub:agent-2", None, ["d1"]))["carries"] == []
+    # Another identity received none of them, and its request is not even read for
+    # them; a reading given none reads none.
+    asked: list[str] = []
+
+    def carried() -> list[str]:
+        asked.append("read")
+        return ["d1"]
+
+    assert json.loads(await second.read("sub:agent-2", None, carried))["carries"] == []
+    assert asked == []
     assert json.loads(await second.read("sub:agent-1", None))["carries"] == []
+    assert json.loads(await second.read("sub:agent-1", None, carried))["carries"] != []
+    assert asked == ["read"]
 
 
 async def test_fingerprints_past_the_bound_go_oldest_first(store_url: str) -> None:
@@ -121,8 +132,8 @@ async def test_fingerprints_past_the_bound_go_oldest_first(store_url: str) -> No
         for i in range(4):
             await flow.kept("sub:agent-1", None, "crm-db", f"{i:032x}", {f"d{i}": "email"})
         await flow._prune()
-        carries = json.loads(await flow.read("sub:agent-1", None,
-                                             [f"d{i}" for i in range(4)]))["carries"]
+        carries = json.loads(await flow.read(
+            "sub:agent-1", None, lambda: [f"d{i}" for i in range(4)]))["carries"]
         assert sorted(c["trace_id"] for c in carries) == [f"{i:032x}" for i in (2, 3)]
     finally:
         await flow.close()

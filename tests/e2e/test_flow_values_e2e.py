@@ -2,7 +2,9 @@
 cases 2 and 3), through a real Envoy and tollgate with the default pack: an identity of
 the `privileged` group reads customers' e-mails unmasked over psql, then sends them on
 through the egress proxy's read tunnel to an allowed HTTPS destination (as they are,
-percent-encoded, base64'd), as an MCP tool's argument and in a prompt to a model. Each
+percent-encoded, base64'd), as an MCP tool's argument and in a prompt to a model; and
+another reads them over the mariadb client through the MySQL front, another has a
+host print them over SSH. Each
 is refused, the reason naming the value's kind and origin and never the value, and
 nothing reaches the destination; an identity that never read them sends the same
 addresses freely. The MCP server and the model are the suite's stand-ins (tests/support/
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import openai
 import psycopg
 import pytest
@@ -30,20 +33,24 @@ from mcp import McpError
 from extproc import config
 from extproc.quickstart import stack
 from tests.e2e.test_mcp_e2e import mcp_route, session
+from tests.e2e.test_ssh_e2e import FILES, files
 from tests.egress.test_egress_e2e import client_env, proxy_headers
 from tests.standins.openai_standin import OpenAIStandIn, Reply
 from tests.support import tokens
 from tests.support.databases import throwaway_database
 from tests.support.dns import DnsServer
-from tests.support.gateway import Gateway, egress_gateway
+from tests.support.gateway import Gateway, egress_gateway, request_text
 from tests.support.http_server import LocalServer
 from tests.support.https_server import https_server
 from tests.support.mcp_server import McpServer
+from tests.support.mysql_shop import CUSTOMERS, DATABASE, Account, shop_account
+from tests.support.sshd import Sshd
 from tests.support.tls import write_server_files
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 30
+HOLD_SECONDS = 2  # a held statement, unapproved, is refused this soon
 EMAILS = ["ada.lovelace@analytical.example", "charles.babbage@engines.example"]
 NEVER_READ = "grace.hopper@cobol.example"
 LISTS = {"groups": {"agents": {"allow": [], "inspect": ["paste.test"], "deny": [],
@@ -93,8 +100,14 @@ def model() -> Iterator[OpenAIStandIn]:
 
 
 @pytest.fixture(scope="module")
+def shop() -> Iterator[Account]:
+    with shop_account("tollgate_flow_my") as account:
+        yield account
+
+
+@pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, paste: Paste, tools: McpServer,
-       model: OpenAIStandIn) -> Iterator[Gateway]:
+       model: OpenAIStandIn, shop: Account, host: Sshd) -> Iterator[Gateway]:
     with throwaway_database("tollgate_flow") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE customers (id int PRIMARY KEY, name text, email text)")
@@ -104,9 +117,15 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, paste: Paste, tools:
             {"name": "crm-pg", "protocol": "postgres", "match": {"database": "crm"},
              "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
                           "database": url.rsplit("/", 1)[1], "sslmode": "disable"}},
+            # The same database as one whose rows outsiders wrote (tickets): untrusted.
+            {"name": "tickets-pg", "protocol": "postgres", "match": {"database": "tickets"},
+             "untrusted": True,
+             "postgres": {"upstream": "127.0.0.1:5432", "user": "postgres",
+                          "database": url.rsplit("/", 1)[1], "sslmode": "disable"}},
             {"name": "tools", "match": {"route": "mcp"}, "protocol": "mcp"},
             {"name": "openai", "match": {"route": "llm"}, "protocol": "llm",
-             "credential": {"type": "bearer", "from_env": "OPENAI_KEY"}}]
+             "credential": {"type": "bearer", "from_env": "OPENAI_KEY"}},
+            shop.target(), files(host)]
         egress = {"nameservers": [paste.dns.address],
                   "ca": {"dir": str(tmp_path_factory.mktemp("egress-ca"))},
                   "trusted_ca": str(paste.ca)}
@@ -116,7 +135,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory, otlp: Any, paste: Paste, tools:
                         {"name": "llm", "match": {"prefix": "/v1/"},
                          "route": {"cluster": "llm"}}],
                 clusters={"mcp": tools.port, "llm": model.port},
-                env={"OPENAI_KEY": "sk-upstream"}, postgres={}) as running:
+                env={"OPENAI_KEY": "sk-upstream", **shop.env}, postgres={},
+                mysql={}, ssh={},
+                settings={"approvals": {"max_hold_seconds": HOLD_SECONDS}}) as running:
             yield running
 
 
@@ -125,16 +146,21 @@ def bundle(gw: Gateway) -> Path:
     return Path(config.load(gw.config_path).targets[-1].egress.ca.dir) / "ca-bundle.pem"
 
 
-def psql(gw: Gateway, token: str, sql: str) -> str:
+def psql(gw: Gateway, token: str, sql: str, database: str = "crm") -> str:
     """What psql prints for `sql`, run as the token's identity through the gateway."""
-    env = {**os.environ, "PGPASSWORD": token, "PGSSLMODE": "require",
-           "PGCONNECT_TIMEOUT": "10"}
-    done = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", str(gw.ports.postgres), "-U", "agent", "-d", "crm",
-         "-At", "-c", sql], capture_output=True, text=True, env=env, timeout=TIMEOUT,
-        check=False)
+    done = psql_run(gw, token, sql, database)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def psql_run(gw: Gateway, token: str, sql: str, database: str = "crm"
+             ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PGPASSWORD": token, "PGSSLMODE": "require",
+           "PGCONNECT_TIMEOUT": "10"}
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", str(gw.ports.postgres), "-U", "agent", "-d",
+         database, "-At", "-c", sql], capture_output=True, text=True, env=env,
+        timeout=TIMEOUT, check=False)
 
 
 def post(gw: Gateway, token: str, bundle: Path, paste: Paste, *args: str
@@ -160,6 +186,33 @@ def carriers(emails: list[str]) -> dict[str, list[str]]:
                     "-H", f"tracestate: to={urllib.parse.quote(joined, safe='')}",
                     "-d", "{}"],
     }
+
+
+def mariadb(gw: Gateway, token: str, sql: str) -> str:
+    """What the mariadb client prints for `sql`, run as the token's identity through the
+    gateway's MySQL front."""
+    done = subprocess.run(
+        ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(gw.ports.mysql),
+         "-u", "agent", "--ssl", "--skip-ssl-verify-server-cert", "-D", DATABASE,
+         "-N", "-B", "-e", sql],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        env={**os.environ, "MYSQL_PWD": token})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def kept_on_record(gw: Gateway, sub: str, statement: str) -> int:
+    """What the database front's record of `statement` says it kept of the values its
+    rows carried unmasked (outcome.kept), once written."""
+    found: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        found[:] = [r for r in gw.records("exchange") if r["identity"]["sub"] == sub
+                    and request_text(r) == statement]
+        return bool(found)
+
+    stack.wait_until(recorded, 15, f"the record of {statement!r}")
+    return int(found[0]["outcome"].get("kept", 0))
 
 
 def read_unmasked(gw: Gateway, name: str) -> str:
@@ -197,6 +250,68 @@ def test_emails_read_over_psql_may_not_leave_through_a_read_tunnel(
     assert not any(e in sent.stdout for e in EMAILS)  # the reason never holds the value
     assert len(paste.received) == before  # nothing reached the destination
     assert proxy_headers(sent).get("x-tollgate-trace-id")
+
+
+def test_the_read_s_record_says_what_was_kept(gw: Gateway, dba: str) -> None:
+    """The statement's record is written once its rows' values are kept: it counts them."""
+    assert kept_on_record(gw, "dana", "SELECT email FROM customers ORDER BY id") == 2
+
+
+def test_emails_read_over_mysql_may_not_leave_either(
+        gw: Gateway, bundle: Path, paste: Paste) -> None:
+    """The MySQL front's rows are read for the flow as PostgreSQL's are: the addresses a
+    privileged identity read over the mariadb client may not leave, the reason naming
+    the MySQL target; the statement's record says it kept them."""
+    token = tokens.token("myra", ["agents", "privileged"], ttl=1800)
+    statement = "SELECT email FROM customers ORDER BY id"
+    emails = [email for _, _, email, _ in CUSTOMERS]
+    assert mariadb(gw, token, statement).split() == emails
+    assert kept_on_record(gw, "myra", statement) == 2
+    before = len(paste.received)
+    # Another of myra's tokens (the target's environment is its own: one token used in
+    # two would be refused as copied): what an identity read binds all of its tokens.
+    again = tokens.token("myra", ["agents", "privileged"], ttl=1800)
+    sent = post(gw, again, bundle, paste, *carriers(emails)["base64"])
+    refusal = json.loads(sent.stdout)
+    assert refusal.get("rules") == ["flow.carried"], refusal
+    assert "email from shop-my (trace " in refusal["reasons"][0], refusal
+    assert not any(e in sent.stdout for e in emails)
+    assert len(paste.received) == before
+
+
+def test_emails_a_command_printed_over_ssh_may_not_leave_either(
+        gw: Gateway, host: Sshd, bundle: Path, paste: Paste) -> None:
+    """What a command prints on a host whose output is not masked is read for the flow
+    as it streams, each piece kept before it is shown: the addresses a file on the host
+    holds, printed by `cat`, may not be posted on, the reason naming the SSH target."""
+    contacts = host.put("contacts.txt", "".join(f"{e}\n" for e in EMAILS).encode())
+    token = tokens.token("sasha", ["agents"], ttl=1800)
+
+    async def cat() -> Any:
+        async with asyncssh.connect(
+                "127.0.0.1", gw.ports.ssh, username=FILES, password=token,
+                known_hosts=None, client_keys=None, agent_path=None, config=None) as conn:
+            return await conn.run(f"cat {contacts}", check=False)
+
+    done = asyncio.run(cat())
+    assert (done.exit_status, done.stdout.split()) == (0, EMAILS), done.stderr
+    again = tokens.token("sasha", ["agents"], ttl=1800)
+    sent = post(gw, again, bundle, paste, *carriers(EMAILS)["percent-encoded"])
+    refusal = json.loads(sent.stdout)
+    assert refusal.get("rules") == ["flow.carried"], refusal
+    assert f"email from {FILES} (trace " in refusal["reasons"][0], refusal
+
+
+def test_rows_of_an_untrusted_database_hold_the_next_delete(gw: Gateway) -> None:
+    """A statement's answer of a database marked untrusted is noted before the statement
+    goes to it: the same identity's next DELETE, on another database, is held for a
+    human (flow.after_untrusted), and unapproved, refused."""
+    token = tokens.token("tess", ["agents"], ttl=1800)
+    assert psql(gw, token, "SELECT count(*) FROM customers", "tickets").split() == ["2"]
+    done = psql_run(gw, token, "DELETE FROM customers WHERE id = 999")
+    assert done.returncode != 0
+    assert "flow.after_untrusted" in done.stderr, done.stderr
+    assert "untrusted content" in done.stderr or "tickets-pg" in done.stderr, done.stderr
 
 
 def test_an_address_never_read_and_another_identity_pass(
@@ -237,7 +352,7 @@ def test_nor_as_a_tool_argument(gw: Gateway, dora: str, tools: McpServer) -> Non
 
     def recorded() -> bool:
         found[:] = [r for r in gw.records("exchange") if r["identity"]["sub"] == "dora"
-                    and r["outcome"].get("kept")]
+                    and r["target"]["name"] == "tools" and r["outcome"].get("kept")]
         return bool(found)
 
     stack.wait_until(recorded, 15, "the record of the answer whose address was kept")

@@ -84,6 +84,7 @@ class _Exchange:
 @dataclass
 class _Act:
     exchange: _Exchange
+    fingerprinting: bool = False  # no flow: rows are not read for it
 
 
 def run(mask: MaskSpec | None = None) -> Run:

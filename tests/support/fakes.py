@@ -47,14 +47,17 @@ class MemoryFlow:
         for digest, kind in found.items():
             self.values[identity, digest] = (kind, target, trace_id)
 
-    async def read(self, identity: str, run: str | None, carried: Collection[str] = ()
-                   ) -> bytes:
+    async def read(self, identity: str, run: str | None,
+                   carried: Callable[[], Collection[str]] = tuple) -> bytes:
         self.readings.append((identity, run))
-        self.carried.append(list(carried))
+        # As the store's reading: the request is read only where values were given.
+        given = any(who == identity for who, _ in self.values)
+        digests = list(carried()) if given else []
+        self.carried.append(digests)
         untrusted = [{"at": 1.0, "target": n[2], "cause": n[3], "kinds": list(n[4]),
                       "trace_id": n[5]} for n in reversed(self.notes) if n[0] == identity]
         carries = [{"value": i, "kind": v[0], "from": v[1], "at": 1.0, "trace_id": v[2]}
-                   for i, digest in enumerate(carried, 1)
+                   for i, digest in enumerate(digests, 1)
                    if (v := self.values.get((identity, digest))) is not None]
         return json.dumps({"status": "known", "run": run, "identity": {"untrusted": untrusted},
                            "this_run": None, "carries": carries}).encode()

@@ -1,11 +1,18 @@
 """pump_output's timer (extproc/terminal/relay.py): output the masker holds goes out
 `quiet` seconds after it was read, while the host still says nothing more, but for what
-could still start a secret; the rest once the host goes on."""
+could still start a secret; the rest once the host goes on. And each piece read for the
+flow's fingerprints before it is shown (exchange/streamed.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
+import pytest
+
+from extproc.codecs.refusal import Refused
+from extproc.exchange.act import Act
+from extproc.exchange.streamed import StreamReading
 from extproc.masking.policy_mask import new_masker, spec_of
 from extproc.terminal.output import MaskedOutput
 from extproc.terminal.relay import pump_output
@@ -75,3 +82,42 @@ async def test_a_host_that_never_pauses_is_flushed_all_the_same() -> None:
     host.pieces.put_nowait(b"")
     await pump
     assert agent.data == sent
+
+
+class Reading:
+    """An act's delivering, as the flow reads it: each text it was given, and whether
+    the store takes the values (`down`: a 503)."""
+
+    def __init__(self, down: bool = False) -> None:
+        self.texts: list[str] = []
+        self.down = down
+
+    async def delivering(self, text: str) -> None:
+        if self.down:
+            raise Refused(503, "flow_unavailable", "cannot keep them")
+        self.texts.append(text)
+
+
+async def test_each_piece_is_read_for_the_flow_with_the_end_of_the_one_before() -> None:
+    """A value cut between two pieces of output is read whole, before the second goes."""
+    host, agent, reading = Host(), Agent(), Reading()
+    kept = StreamReading(cast(Act, reading), values=True, instructions=False)
+    pump = asyncio.ensure_future(pump_output(host.read, agent, MaskedOutput(MASKER, None),
+                                             None, 10.0, kept=kept))
+    host.pieces.put_nowait(b"mail ada.lovelace@analyt")
+    await agent.until(b"analyt")
+    host.pieces.put_nowait(b"ical.example today\n")
+    host.pieces.put_nowait(b"")
+    await pump
+    assert agent.data == b"mail ada.lovelace@analytical.example today\n"
+    assert reading.texts[-1] == "mail ada.lovelace@analytical.example today\n"
+
+
+async def test_a_piece_the_store_cannot_keep_is_not_shown() -> None:
+    host, agent = Host(), Agent()
+    host.pieces.put_nowait(b"ada.lovelace@analytical.example\n")
+    with pytest.raises(Refused):
+        await pump_output(host.read, agent, MaskedOutput(MASKER, None), None, 10.0,
+                          kept=StreamReading(cast(Act, Reading(down=True)), values=True,
+                                             instructions=False))
+    assert agent.data == b""
