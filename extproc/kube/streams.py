@@ -37,9 +37,11 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from extproc.codecs import k8s_channels as ch
+from extproc.codecs.refusal import Refusal
+from extproc.exchange.streamed import reading
 from extproc.interpret.shell import session_shell
 from extproc.kube.copy import Archive, ArchiveRefused, archive_mode
-from extproc.terminal.gate import FAILED_STATUS, Gate, Verdict
+from extproc.terminal.gate import FAILED_STATUS, Gate, Verdict, refusal_text
 from extproc.terminal.output import MaskedOutput
 from extproc.terminal.relay import pump_output
 from extproc.terminal.session import RecordingFailed, Session
@@ -340,6 +342,10 @@ class _Stream:
         except ArchiveRefused as exc:
             outcome = f"refused: {exc}"
             await self._end_with(ch.internal_error(self._protocol, str(exc)) or b"")
+        except Refusal as bad:  # output the flow could not keep (503): none of it goes
+            text = refusal_text(self._verdict.exchange.refuse(bad))
+            outcome = f"refused: {bad.message}"
+            await self._end_with(ch.refused(self._protocol, text))
         except RecordingFailed as exc:
             outcome, close = f"ended: {exc}", (1011, f"tollgate: {exc}")
         except ConnectionClosed as exc:
@@ -508,9 +514,10 @@ class _Stream:
                 stdout = self._archive.pump(self._stdout.read)
             else:
                 stdout = pump_output(self._stdout.read, self._out, self._out_masked,
-                                     self._capture, pause)
+                                     self._capture, pause, kept=reading(self._verdict.act))
             pumps = [stdout, pump_output(self._stderr.read, self._err, self._err_masked,
-                                         self._capture, pause)]
+                                         self._capture, pause,
+                                         kept=reading(self._verdict.act))]
         await asyncio.gather(*pumps)
         if self._status is not None:
             self._exit = _exit_code(self._status)

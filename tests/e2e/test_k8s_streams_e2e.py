@@ -105,6 +105,27 @@ def test_exec_output_is_byte_exact_where_nothing_matches(
     assert result.stdout == data
 
 
+def test_exec_output_a_privileged_identity_reads_unmasked_is_kept_for_the_flow(
+        gw: Gateway, tls: TlsFiles, cluster: K8sStandIn, tmp_path: Path) -> None:
+    """Output that reaches the client with protected values unmasked is read for the
+    flow's fingerprints as it streams (exchange/streamed.py), kept before it goes on:
+    the exec's record counts the two addresses kept."""
+    emails = ["ada.lovelace@analytical.example", "charles.babbage@engines.example"]
+    (pod(cluster) / "contacts.txt").write_text("".join(f"{e}\n" for e in emails))
+    dba = kubectl_as(gw, tls, tmp_path, ["agents", "privileged"])
+    result = dba("exec", "web-1", "-n", "staging", "--", "cat", "contacts.txt")
+    assert (result.returncode, result.stdout.split()) == (0, emails), result.stderr
+    found: list[dict[str, Any]] = []
+
+    def recorded() -> bool:
+        found[:] = [r for r in gw.records("exchange") if r["identity"]["sub"]
+                    == "agents-privileged" and r["outcome"].get("kept")]
+        return bool(found)
+
+    stack.wait_until(recorded, 15, "the exec's record, its values kept")
+    assert found[0]["outcome"]["kept"] == 2
+
+
 def test_exit_status_and_stderr_pass(agent: Kubectl) -> None:
     result = agent("exec", "web-1", "-n", "staging", "--",
                    "sh", "-c", "echo out; echo err >&2; exit 3")
