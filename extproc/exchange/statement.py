@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 from extproc import ledger
 from extproc.codecs.refusal import Refusal
 from extproc.exchange.state import held_because
+from extproc.interpret.instructions import kinds_in
 
 if TYPE_CHECKING:
     from extproc.exchange.act import Act
@@ -60,24 +61,38 @@ class Statement:
             exchange.record_masking(counts)
         return rows
 
+    @property
+    def _words_read(self) -> bool:
+        """Whether rows are read for words to the model: an untrusted target's, the flow on."""
+        target = self.exchange.target
+        return target is not None and bool(target.untrusted) and self.act.notes_received
+
     def delivering(self, values: Callable[[], list[list[object]]]) -> bool:
-        """Rows go to the agent: their `values` are read for the flow's fingerprints
-        where the exchange's mask leaves protected values unmasked (True: the front
-        must `keep` before it writes them on)."""
-        if not self.act.fingerprinting:
+        """Rows go to the agent: their `values` are read for the flow where the
+        exchange's mask leaves protected values unmasked (fingerprints), and where the
+        target is untrusted (words to the model). True: the front must `keep` before it
+        writes them on."""
+        if not self.act.fingerprinting and not self._words_read:
             return False
         first = not self.unkept
         self.unkept.extend(values())
         return first
 
     async def keep(self) -> None:
-        """The fingerprints of the rows read by `delivering` kept (a Refusal, 503, where
-        the store cannot keep them: the rows must not go on, and the record says they
-        were refused); then the record, if the statement ended meanwhile."""
+        """What the rows read by `delivering` carry, kept for the flow: their protected
+        values' fingerprints, and an untrusted target's words to the model noted (a
+        Refusal, 503, where the store cannot keep them: the rows must not go on, and the
+        record says they were refused); then the record, if the statement ended
+        meanwhile."""
         rows, self.unkept = self.unkept, []
+        act = self.act
         try:
-            if rows:
-                await self.act.delivering({"rows": rows})
+            if rows and self._words_read and (
+                    told := kinds_in(" ".join(str(v) for row in rows for v in row
+                                              if v is not None))):
+                await act.received("instructions", told)
+            if rows and act.fingerprinting:
+                await act.delivering({"rows": rows})
         except Refusal as bad:
             self.exchange.refuse(bad)
             if self.ending is not None:

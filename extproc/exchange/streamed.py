@@ -37,9 +37,10 @@ class StreamReading:
             await self._act.delivering(text)
 
 
-def reading(act: Act, untrusted: bool = False) -> StreamReading | None:
+def reading(act: Act) -> StreamReading | None:
     """The reader an act's stream needs: None where nothing need be read (no flow, or a
     mask that leaves no protected value and a target whose answers are trusted)."""
+    target = act.exchange.target
     values = act.fingerprinting
-    instructions = untrusted and act.notes_received
+    instructions = target is not None and bool(target.untrusted) and act.notes_received
     return StreamReading(act, values, instructions) if values or instructions else None

@@ -202,7 +202,7 @@ async def _stream(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out, 
     assert target is not None
     # Read for the flow as it goes (exchange/streamed.py): values the mask leaves, and
     # an untrusted target's words to the model.
-    read = reading(act, bool(target.untrusted))
+    read = reading(act)
     readable_encoding = content_encoding(response.headers) == "identity"
     if (spec is None and read is None) or (
             not readable_encoding and target.inspect.unreadable_encoding == "pass"):

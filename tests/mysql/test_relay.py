@@ -67,6 +67,7 @@ class _Exchange:
     mask: MaskSpec | None = field(default_factory=MaskSpec)
     record_limit: int = 4096
     front: str = "mysql"
+    target: None = None  # no target's answers are untrusted here
     request: dict[str, Any] | None = None
     outcome: dict[str, Any] = field(default_factory=dict)
     masked: Counter[str] = field(default_factory=Counter)
