@@ -504,10 +504,10 @@ class _Stream:
         if self._session is not None:
             session = self._session
             pumps = [pump_output(session.read_host, self._out, session.out, None, pause,
-                                 session.seen)]
+                                 session.seen, kept=reading(self._verdict.act))]
             if not self._tty:
                 pumps.append(pump_output(self._stderr.read, self._err, session.err, None,
-                                         pause, session.seen))
+                                         pause, session.seen, kept=reading(self._verdict.act)))
         else:
             stdout: Awaitable[None]
             if self._archive is not None and self._archive.direction == "download":

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
+from extproc.codecs.refusal import Refusal
+from extproc.exchange.streamed import reading
 from extproc.ssh.commands import Connect, say, start_on_host
 from extproc.ssh.relay import exit_with, pump_input
 from extproc.terminal.gate import FAILED_STATUS, Gate
@@ -76,15 +78,17 @@ async def run_shell(process: asyncssh.SSHServerProcess[bytes], gate: Gate, conne
     joined = asyncio.ensure_future(shell.take_joined())
     try:
         streams = [pump_output(shell.read_host, process.stdout, shell.out,
-                               None, idle, shell.seen)]
+                               None, idle, shell.seen, kept=reading(verdict.act))]
         if not term:  # with a terminal, the host's stderr is on the same pty
             streams.append(pump_output(remote.stderr.read, process.stderr,
-                                       shell.err, None, idle, shell.seen))
+                                       shell.err, None, idle, shell.seen,
+                                       kept=reading(verdict.act)))
         await asyncio.gather(*streams)
         await remote.wait_closed()
         status = exit_with(process, remote)
-    except RecordingFailed as exc:
-        say(process, f"tollgate: the session ends: {exc} [trace {verdict.trace_id}]")
+    except (RecordingFailed, Refusal) as exc:  # the recording, or the flow, cannot keep
+        why = exc.message if isinstance(exc, Refusal) else str(exc)
+        say(process, f"tollgate: the session ends: {why} [trace {verdict.trace_id}]")
         remote.close()
         process.exit(FAILED_STATUS)
     finally:

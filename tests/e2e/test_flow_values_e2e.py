@@ -302,6 +302,28 @@ def test_emails_a_command_printed_over_ssh_may_not_leave_either(
     assert f"email from {FILES} (trace " in refusal["reasons"][0], refusal
 
 
+def test_emails_an_interactive_shell_showed_may_not_leave_either(
+        gw: Gateway, host: Sshd, bundle: Path, paste: Paste) -> None:
+    """The same through an interactive shell (each line decided, the session's output
+    read for the flow as it streams)."""
+    contacts = host.put("shell-contacts.txt", "".join(f"{e}\n" for e in EMAILS).encode())
+    token = tokens.token("shelly", ["agents"], ttl=1800)
+
+    async def shell() -> str:
+        async with asyncssh.connect(
+                "127.0.0.1", gw.ports.ssh, username=FILES, password=token,
+                known_hosts=None, client_keys=None, agent_path=None, config=None) as conn:
+            done = await conn.run(input=f"cat {contacts}\nexit\n", check=False)
+            return str(done.stdout)
+
+    assert EMAILS[1] in asyncio.run(shell())
+    again = tokens.token("shelly", ["agents"], ttl=1800)
+    sent = post(gw, again, bundle, paste, *carriers(EMAILS[1:])["plain"])
+    refusal = json.loads(sent.stdout)
+    assert refusal.get("rules") == ["flow.carried"], refusal
+    assert f"email from {FILES} (trace " in refusal["reasons"][0], refusal
+
+
 def test_rows_of_an_untrusted_database_hold_the_next_delete(gw: Gateway) -> None:
     """A statement's answer of a database marked untrusted is noted before the statement
     goes to it: the same identity's next DELETE, on another database, is held for a
