@@ -31,7 +31,10 @@ from tests.support.gateway import POLICIES, Gateway, module_gateway, route, toll
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SETTINGS = {"activity": {"sync_seconds": 30, "stale_seconds": 60},
-            "approvals": {"max_hold_seconds": 1}}
+            "approvals": {"max_hold_seconds": 1},
+            # Replicas' fingerprints of a value agree only under one masking key.
+            "masking": {"hash_key_env": "SPREAD_MASKING_KEY"}}
+MASKING_KEY = {"SPREAD_MASKING_KEY": "spread-test-masking-key-of-32-bytes!"}
 # Four customers, an e-mail and a phone each: a read masks 8 personal values.
 PERSONAL = "SELECT name, email, phone FROM customers"
 GROUP_LIMIT, TARGET_LIMIT = 10, 60
@@ -52,12 +55,12 @@ def spread(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
            "routes": [route("web", "/web")]}
     if request.param == "two workers":
         with module_gateway(tmp_path_factory, otlp, "spread", policy_dir=pack, workers=2,
-                            settings=SETTINGS, **web) as gateway:
+                            settings=SETTINGS, env=MASKING_KEY, **web) as gateway:
             yield gateway
         return
     with throwaway_database() as url, module_gateway(  # the database outlives the gateway
             tmp_path_factory, otlp, "spread", policy_dir=pack, replicas=2,
-            settings={**SETTINGS, "store": {"url": url}}, **web) as gateway:
+            settings={**SETTINGS, "store": {"url": url}}, env=MASKING_KEY, **web) as gateway:
         yield gateway
 
 
@@ -227,3 +230,29 @@ def test_a_page_read_through_one_process_holds_a_delete_decided_by_another(
         if decided["writer"] != page_writer:
             return
     raise AssertionError(f"every DELETE was decided by {page_writer}, the page's process")
+
+
+def test_values_read_through_one_process_may_not_leave_through_another(
+        spread: Gateway) -> None:
+    """Issue 88's values across workers and replicas: e-mails a privileged identity read
+    unmasked through one process, POSTed to the web target on new connections until
+    Envoy sends one to the other process: refused there too (flow.carried), naming the
+    read's target and trace: the fingerprints one process kept before the rows went out
+    are what the other decided by."""
+    token = tokens.token("vera", ["agents", "privileged"], ttl=900)
+    read = sql(spread, "SELECT email FROM customers", token)
+    assert read.status == 200, read
+    emails = [row[0] for row in read.json()["rows"]]
+    assert all("@" in e for e in emails), emails  # unmasked
+    read_writer = record_of(spread, read.trace_id)["writer"]
+    for _ in range(12):
+        sent = spread.request("POST", "/web/notes", {"to": emails[:2]}, token=token)
+        decided = record_of(spread, sent.trace_id)
+        assert sent.status == 403, sent
+        [denied] = [d for d in decided["decisions"] if d["action"] == "deny"]
+        assert denied["rules"] == ["flow.carried"], denied
+        [reason] = denied["reasons"]
+        assert f"email from demo (trace {read.trace_id})" in reason, reason
+        if decided["writer"] != read_writer:
+            return
+    raise AssertionError(f"every POST was decided by {read_writer}, the read's process")
