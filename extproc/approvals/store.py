@@ -163,10 +163,13 @@ class ApprovalStore:
         racing for the last place cannot both take it."""
         at = now()
         held = fields.pop("hold_seconds", None)
+        # A request that waits on it does so from the start: approvers see it waiting
+        # before its waiter's first renewal (a read of the approval could come first).
         approval = Approval(
             id=f"ap-{secrets.token_hex(8)}", status="pending", created_us=at,
             expires_us=at + int(fields.pop("expire_seconds") * 1_000_000),
-            hold_until_us=None if held is None else at + int(held * 1_000_000), **fields)
+            hold_until_us=None if held is None else at + int(held * 1_000_000),
+            waiting_until_us=None if held is None else self._lease_end(at), **fields)
         async with self._store.transaction() as execute:
             await self._store.serialise(execute, f"tollgate-pending:{approval.requester}")
             ((pending,),) = await execute(
@@ -230,10 +233,14 @@ class ApprovalStore:
         rows = await self._store.execute(
             f"UPDATE approvals SET waiting_until_us = ? WHERE id = ? "
             f"RETURNING {', '.join(_COLUMNS)}",
-            (now() + int(_LEASE_POLLS * self._poll * 1_000_000), approval_id))
+            (self._lease_end(now()), approval_id))
         if not rows:
             raise ApprovalError("not_found", f"no approval {approval_id}", 404)
         return _approval(rows[0])
+
+    def _lease_end(self, at_us: int) -> int:
+        """When a waiting lease taken at `at_us` lapses: a few polls on."""
+        return at_us + int(_LEASE_POLLS * self._poll * 1_000_000)
 
     async def abandon(self, silent_seconds: float) -> list[Approval]:
         """Mark `abandoned` the pending approvals whose waiter stopped without letting go

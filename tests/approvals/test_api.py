@@ -170,10 +170,11 @@ async def test_show_says_how_long_the_held_request_waits_and_how_it_was_answered
         approval = await create(store, hold_seconds=30)
         async with serving(store, tmp_path) as api:
             wait = (await api.get(f"/approvals/{approval.id}", DBA_TOKEN))[1]["wait"]
-            # Created, and not waited on here (no waiter holds its lease).
+            # Created for a request that waits on it: waited on from the start (its lease
+            # taken with it, before the waiter's first renewal).
             assert wait == {"since_us": approval.created_us,
                             "until_us": approval.created_us + 30_000_000, "answered": None,
-                            "waiting": False, "held_by": "replica-a"}
+                            "waiting": True, "held_by": "replica-a"}
 
             refused = evidence(7, action="hold", status=403)
             refused.trace_id = approval.trace_id

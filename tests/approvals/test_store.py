@@ -680,6 +680,19 @@ async def test_a_waiter_holds_a_lease_that_ends_with_its_wait(store_url: str) ->
         assert not (await store.get(approval.id)).waiting()
 
 
+async def test_an_approval_a_request_holds_on_shows_it_waiting_from_its_creation(
+        store_url: str) -> None:
+    """Made for a request that waits on it (`hold_seconds`), an approval shows it waiting
+    before the waiter's first renewal: an approver reading it at once (as the SSH holds'
+    e2e does, through a reader that never queues behind the store's writes) saw nobody;
+    one nobody holds on shows nobody."""
+    async with opened(store_url, poll_seconds=0.05) as store:
+        held = await create(store, fingerprint="held", hold_seconds=5)
+        assert held.waiting() and (await store.get(held.id)).waiting()
+        asked = await create(store, fingerprint="asked")
+        assert not (await store.get(asked.id)).waiting()
+
+
 async def test_a_lease_nobody_renews_lapses(store_url: str) -> None:
     """A waiter that stops renewing (its replica killed: no `finally` runs) is shown
     gone once its lease passes, a few polls later, with no one clearing it."""

@@ -279,27 +279,40 @@ def test_emails_read_over_mysql_may_not_leave_either(
     assert len(paste.received) == before
 
 
+def over_ssh(gw: Gateway, sub: str, command: str | None = None, stdin: str | None = None
+             ) -> asyncssh.SSHCompletedProcess:
+    """`command` run on the unmasked SSH target as `sub` (None: a shell, fed `stdin`)."""
+    token = tokens.token(sub, ["agents"], ttl=1800)
+
+    async def run() -> asyncssh.SSHCompletedProcess:
+        async with asyncssh.connect(
+                "127.0.0.1", gw.ports.ssh, username=FILES, password=token,
+                known_hosts=None, client_keys=None, agent_path=None, config=None) as conn:
+            return await conn.run(command, input=stdin, check=False)
+
+    return asyncio.run(run())
+
+
+def refused_from_ssh(gw: Gateway, sub: str, bundle: Path, paste: Paste, *carrier: str
+                     ) -> None:
+    """What `sub` sends on (with another of its tokens: the SSH target's environment is
+    its own, and one token used in two would be refused as copied) is refused, naming
+    the SSH target as the values' origin."""
+    sent = post(gw, tokens.token(sub, ["agents"], ttl=1800), bundle, paste, *carrier)
+    refusal = json.loads(sent.stdout)
+    assert refusal.get("rules") == ["flow.carried"], refusal
+    assert f"email from {FILES} (trace " in refusal["reasons"][0], refusal
+
+
 def test_emails_a_command_printed_over_ssh_may_not_leave_either(
         gw: Gateway, host: Sshd, bundle: Path, paste: Paste) -> None:
     """What a command prints on a host whose output is not masked is read for the flow
     as it streams, each piece kept before it is shown: the addresses a file on the host
     holds, printed by `cat`, may not be posted on, the reason naming the SSH target."""
     contacts = host.put("contacts.txt", "".join(f"{e}\n" for e in EMAILS).encode())
-    token = tokens.token("sasha", ["agents"], ttl=1800)
-
-    async def cat() -> Any:
-        async with asyncssh.connect(
-                "127.0.0.1", gw.ports.ssh, username=FILES, password=token,
-                known_hosts=None, client_keys=None, agent_path=None, config=None) as conn:
-            return await conn.run(f"cat {contacts}", check=False)
-
-    done = asyncio.run(cat())
-    assert (done.exit_status, done.stdout.split()) == (0, EMAILS), done.stderr
-    again = tokens.token("sasha", ["agents"], ttl=1800)
-    sent = post(gw, again, bundle, paste, *carriers(EMAILS)["percent-encoded"])
-    refusal = json.loads(sent.stdout)
-    assert refusal.get("rules") == ["flow.carried"], refusal
-    assert f"email from {FILES} (trace " in refusal["reasons"][0], refusal
+    done = over_ssh(gw, "sasha", command=f"cat {contacts}")
+    assert (done.exit_status, str(done.stdout).split()) == (0, EMAILS), done.stderr
+    refused_from_ssh(gw, "sasha", bundle, paste, *carriers(EMAILS)["percent-encoded"])
 
 
 def test_emails_an_interactive_shell_showed_may_not_leave_either(
@@ -307,21 +320,8 @@ def test_emails_an_interactive_shell_showed_may_not_leave_either(
     """The same through an interactive shell (each line decided, the session's output
     read for the flow as it streams)."""
     contacts = host.put("shell-contacts.txt", "".join(f"{e}\n" for e in EMAILS).encode())
-    token = tokens.token("shelly", ["agents"], ttl=1800)
-
-    async def shell() -> str:
-        async with asyncssh.connect(
-                "127.0.0.1", gw.ports.ssh, username=FILES, password=token,
-                known_hosts=None, client_keys=None, agent_path=None, config=None) as conn:
-            done = await conn.run(input=f"cat {contacts}\nexit\n", check=False)
-            return str(done.stdout)
-
-    assert EMAILS[1] in asyncio.run(shell())
-    again = tokens.token("shelly", ["agents"], ttl=1800)
-    sent = post(gw, again, bundle, paste, *carriers(EMAILS[1:])["plain"])
-    refusal = json.loads(sent.stdout)
-    assert refusal.get("rules") == ["flow.carried"], refusal
-    assert f"email from {FILES} (trace " in refusal["reasons"][0], refusal
+    assert EMAILS[1] in str(over_ssh(gw, "shelly", stdin=f"cat {contacts}\nexit\n").stdout)
+    refused_from_ssh(gw, "shelly", bundle, paste, *carriers(EMAILS[1:])["plain"])
 
 
 def test_rows_of_an_untrusted_database_hold_the_next_delete(gw: Gateway) -> None:
