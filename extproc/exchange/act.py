@@ -139,6 +139,13 @@ class Act:
         """Whether `received` notes anything (flow on): else there is nothing to read for."""
         return self._pipeline.notes_received
 
+    @property
+    def reads_words(self) -> bool:
+        """Whether what the agent gets is read for words to the model: an untrusted
+        target's answers, the flow on (interpret/instructions.py)."""
+        target = self.exchange.target
+        return target is not None and bool(target.untrusted) and self.notes_received
+
     async def received(self, cause: str, kinds: tuple[str, ...] = ()) -> None:
         """The answer is untrusted content (`cause`; `kinds` of words to the model found
         in it): noted where every process's decisions read it, before it reaches the

@@ -61,18 +61,12 @@ class Statement:
             exchange.record_masking(counts)
         return rows
 
-    @property
-    def _words_read(self) -> bool:
-        """Whether rows are read for words to the model: an untrusted target's, the flow on."""
-        target = self.exchange.target
-        return target is not None and bool(target.untrusted) and self.act.notes_received
-
     def delivering(self, values: Callable[[], list[list[object]]]) -> bool:
         """Rows go to the agent: their `values` are read for the flow where the
         exchange's mask leaves protected values unmasked (fingerprints), and where the
         target is untrusted (words to the model). True: the front must `keep` before it
         writes them on."""
-        if not self.act.fingerprinting and not self._words_read:
+        if not self.act.fingerprinting and not self.act.reads_words:
             return False
         first = not self.unkept
         self.unkept.extend(values())
@@ -87,7 +81,7 @@ class Statement:
         rows, self.unkept = self.unkept, []
         act = self.act
         try:
-            if rows and self._words_read and (
+            if rows and act.reads_words and (
                     told := kinds_in(" ".join(str(v) for row in rows for v in row
                                               if v is not None))):
                 await act.received("instructions", told)

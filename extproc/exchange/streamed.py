@@ -40,7 +40,5 @@ class StreamReading:
 def reading(act: Act) -> StreamReading | None:
     """The reader an act's stream needs: None where nothing need be read (no flow, or a
     mask that leaves no protected value and a target whose answers are trusted)."""
-    target = act.exchange.target
-    values = act.fingerprinting
-    instructions = target is not None and bool(target.untrusted) and act.notes_received
+    values, instructions = act.fingerprinting, act.reads_words
     return StreamReading(act, values, instructions) if values or instructions else None

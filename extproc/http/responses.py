@@ -172,7 +172,7 @@ async def _buffered(act: Act, response: ResponseWire[Out]) -> AsyncGenerator[Out
     if decision.action != "allow":
         yield response.refuse(exchange.refuse_response(decision, received))
         return
-    if content is not None and target.untrusted and act.notes_received:
+    if content is not None and act.reads_words:
         # A page: does it speak to the model?
         told = kinds_in(content.decode("utf-8", "replace"))
         if told:  # noted before the agent reads it (activity/flow.py)

@@ -67,7 +67,6 @@ class _Exchange:
     mask: MaskSpec | None = field(default_factory=MaskSpec)
     record_limit: int = 4096
     front: str = "mysql"
-    target: None = None  # no target's answers are untrusted here
     request: dict[str, Any] | None = None
     outcome: dict[str, Any] = field(default_factory=dict)
     masked: Counter[str] = field(default_factory=Counter)
@@ -86,6 +85,7 @@ class _Exchange:
 class _Act:
     exchange: _Exchange
     fingerprinting: bool = False  # no flow: rows are not read for it
+    reads_words: bool = False
 
 
 def run(mask: MaskSpec | None = None) -> Run:
